@@ -1,0 +1,15 @@
+"""The builtin plugins, by short name; the kernel finds them here by name and imports none."""
+
+from __future__ import annotations
+
+__all__ = ["DEFAULT_PLUGINS"]
+
+DEFAULT_PLUGINS: dict[str, str] = {
+    "serializer": "qtasks.builtin_plugins.serializer",
+    "memory_broker": "qtasks.builtin_plugins.memory_broker",
+    "memory_storage": "qtasks.builtin_plugins.memory_storage",
+    "memory_global_config": "qtasks.builtin_plugins.memory_global_config",
+    "executor": "qtasks.builtin_plugins.executor",
+    "retries": "qtasks.builtin_plugins.retries",
+    "logging": "qtasks.builtin_plugins.logging",
+}

@@ -1,0 +1,51 @@
+"""Producer hooks, in the order ``add_task`` fires them: prepare, store, enqueue, enqueued; and get."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtasks.hookspecs import trigger
+from qtasks.kernel.model import Task, TaskCall, TaskMessage
+
+if TYPE_CHECKING:
+    from qtasks.kernel.app import AsyncQueueTasks
+
+__all__ = ["qtasks_task_prepare", "qtasks_task_store", "qtasks_task_enqueue", "qtasks_task_enqueued", "qtasks_task_get"]
+
+
+@trigger("pipe", {"app"}, value="call", value_type=TaskCall)
+async def qtasks_task_prepare(app: AsyncQueueTasks, call: TaskCall) -> TaskCall | None:
+    """A producer asked for a task; nothing is stored yet.
+
+    Fired by ``add_task`` first. Pipe: return a new :class:`TaskCall` (``attrs.evolve(call, ...)``)
+    to change the name, arguments, priority or extra fields. Raising aborts the ``add_task``.
+    """
+
+
+@trigger("pipe", {"app", "broker", "storage"}, value="task", value_type=Task)
+async def qtasks_task_store(app: AsyncQueueTasks, task: Task) -> Task | None:
+    """The ``new`` record is about to be written to storage.
+
+    Fired by ``add_task`` after prepare. Pipe: return a new :class:`Task` to change what is stored.
+    """
+
+
+@trigger("pipe", {"app", "broker"}, value="message", value_type=TaskMessage)
+async def qtasks_task_enqueue(app: AsyncQueueTasks, message: TaskMessage) -> TaskMessage | None:
+    """The message is about to be serialized and pushed to the broker.
+
+    Fired by ``add_task`` after the record is stored. Pipe: return a new :class:`TaskMessage`.
+    """
+
+
+@trigger("notify", {"app", "broker"})
+async def qtasks_task_enqueued(app: AsyncQueueTasks, task: Task) -> None:
+    """The task is stored and queued. Fired by ``add_task`` last. Notify: errors are logged."""
+
+
+@trigger("pipe", {"app", "broker", "storage"}, value="task", value_type=Task)
+async def qtasks_task_get(app: AsyncQueueTasks, task: Task) -> Task | None:
+    """A record was read by ``app.get`` (or a result wait) and is about to be returned.
+
+    Fired by the app. Pipe: return a new :class:`Task` to change what the caller sees.
+    """

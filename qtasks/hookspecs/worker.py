@@ -1,0 +1,100 @@
+"""Worker hooks, the per-task hot path, in firing order: claimed … acknowledged."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qtasks.hookspecs import trigger
+from qtasks.kernel.model import Decision, ExecutionCall, Task, TaskMessage
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from qtasks.kernel.worker import Worker
+
+__all__ = [
+    "qtasks_task_claimed",
+    "qtasks_task_received",
+    "qtasks_task_resolve_args",
+    "qtasks_task_scope",
+    "qtasks_task_yielded",
+    "qtasks_task_result",
+    "qtasks_task_failed",
+    "qtasks_task_status",
+    "qtasks_task_finished",
+    "qtasks_task_acknowledged",
+]
+
+
+@trigger("pipe", {"worker", "broker", "storage"}, value="message", value_type=TaskMessage)
+async def qtasks_task_claimed(worker: Worker, message: TaskMessage) -> TaskMessage | None:
+    """A message was claimed from the broker and decoded; nothing has run yet.
+
+    Fired by the worker first. Pipe: return a new :class:`TaskMessage` to change what runs.
+    """
+
+
+@trigger("notify", {"worker"})
+async def qtasks_task_received(worker: Worker, task: Task) -> None:
+    """The task's ``process`` record is stored; it is about to run. Fired by the worker. Notify."""
+
+
+@trigger("pipe", {"worker"}, value="call", value_type=ExecutionCall)
+async def qtasks_task_resolve_args(worker: Worker, call: ExecutionCall) -> ExecutionCall | None:
+    """The arguments the function will be called with are being resolved (Depends, State, ...).
+
+    Fired by the worker before execution. Pipe: return ``attrs.evolve(call, args=..., kwargs=...)``.
+    """
+
+
+@trigger("scope", {"worker"})
+async def qtasks_task_scope(worker: Worker, call: ExecutionCall) -> AbstractAsyncContextManager[Any] | None:
+    """Wrap the execution of one task: return a context manager (sync or async), or None.
+
+    Fired by the worker around the executor call. Scopes are entered in call order and exited in
+    reverse, on success, error and cancel alike; an exception raised inside is seen by ``__aexit__``.
+    """
+
+
+@trigger("pipe", {"worker"}, value="value")
+async def qtasks_task_yielded(worker: Worker, call: ExecutionCall, value: Any) -> Any:
+    """A generator task yielded ``value``. Fired by the executor for each value.
+
+    Pipe: a non-None return replaces the value; the final value is collected into the result list
+    and sent back into the generator (``x = yield v`` receives it).
+    """
+
+
+@trigger("pipe", {"worker"}, value="result")
+async def qtasks_task_result(worker: Worker, call: ExecutionCall, result: Any) -> Any:
+    """The task returned ``result`` (a list for generators). Fired by the worker on success.
+
+    Pipe: a non-None return replaces the result that is stored.
+    """
+
+
+@trigger("first", {"worker"})
+async def qtasks_task_failed(worker: Worker, call: ExecutionCall, error: BaseException) -> Decision | None:
+    """The task raised ``error``. Fired by the worker on failure.
+
+    First result: return a :class:`Decision` (retry, fail, cancel, succeed). With none, the task
+    ends ``error`` with its traceback (``cancel`` for ``TaskCancelError``).
+    """
+
+
+@trigger("pipe", {"worker", "broker", "storage"}, value="task", value_type=Task)
+async def qtasks_task_status(worker: Worker, task: Task) -> Task | None:
+    """A record with a new status (process, retry or a final one) is about to be stored.
+
+    Fired by the worker before each status write. Pipe: return a new :class:`Task` to change it.
+    """
+
+
+@trigger("notify", {"worker", "broker", "storage"})
+async def qtasks_task_finished(worker: Worker, task: Task) -> None:
+    """The final record (or the ``retry`` record) is stored. Fired by the worker. Notify."""
+
+
+@trigger("notify", {"worker", "broker"})
+async def qtasks_task_acknowledged(worker: Worker, message: TaskMessage) -> None:
+    """The broker has acknowledged (deleted) the message. Fired by the worker last. Notify."""

@@ -1,0 +1,387 @@
+"""The async application: plugin loading, components, task registration and the producer path."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+import anyio
+import attrs
+
+from qtasks import _state
+from qtasks.errors import ConfigurationError, SerializationError
+from qtasks.hookspecs import COMPONENTS
+from qtasks.kernel.config import QueueConfig
+from qtasks.kernel.handles import AsyncTask
+from qtasks.kernel.legacy import plugin_for
+from qtasks.kernel.model import Envelope, Task, TaskCall, TaskDefinition, TaskMessage, new_uuid, now
+from qtasks.kernel.pluginmanager import QtasksPluginManager, env_list
+from qtasks.kernel.portal import LoopThread
+from qtasks.kernel.registry import TaskRegistry
+from qtasks.kernel.urls import redact_url, resolve_url, unknown_scheme_hint
+from qtasks.logs import Logger
+
+__all__ = ["AsyncQueueTasks", "task_decorator"]
+
+log = logging.getLogger("qtasks")
+H = TypeVar("H")
+_COMPONENT_ORDER = ("broker", "storage", "global_config")
+
+
+def task_decorator(app: AsyncQueueTasks, handle: Callable[[TaskDefinition], H], name_or_func: Any, options: dict[str, Any]) -> Any:
+    """Implement ``@app.task`` bare and called: register the function, return ``handle(definition)``."""
+
+    def register(func: Callable[..., Any], name: str | None = None) -> H:
+        return handle(app.registry.define(func, name, app.config.task_default_priority, options))
+
+    if callable(name_or_func):
+        return register(name_or_func)
+    if name_or_func is not None and not isinstance(name_or_func, str):
+        raise TypeError(f"@task(name) expects a string name, got {type(name_or_func).__name__}")
+    return lambda func: register(func, options.pop("name", None) or name_or_func)
+
+
+class AsyncQueueTasks:
+    """The QTasks application, async API (``qtasks.asyncio.QueueTasks``).
+
+    Args:
+        name: The app's name; it prefixes keys in shared brokers.
+        broker_url: Where tasks go: ``memory://``, ``redis://...``; default ``QTASKS_BROKER_URL`` or
+            ``memory://``.
+        broker: A ready broker object, used instead of ``qtasks_make_broker``.
+        worker: Accepted for compatibility; the kernel's worker is used.
+        log: A ``qtasks.logs.Logger``.
+        config: A ``QueueConfig``; one object shared by every component.
+        events: Accepted for compatibility.
+        storage: A ready storage object, used instead of ``qtasks_make_storage``.
+        global_config: A ready global config object.
+        plugins: Plugin objects to register at construction.
+        disable_plugins: Names of builtin or entry-point plugins not to load (also
+            ``QTASKS_DISABLE_PLUGINS=a,b``).
+    """
+
+    def __init__(
+        self,
+        name: str = "QueueTasks",
+        broker_url: str | None = None,
+        broker: Any = None,
+        worker: Any = None,
+        log: Logger | None = None,
+        config: QueueConfig | None = None,
+        events: Any = None,
+        *,
+        storage: Any = None,
+        global_config: Any = None,
+        plugins: list[Any] | tuple[Any, ...] = (),
+        disable_plugins: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.config = config or QueueConfig()
+        self.url = resolve_url(broker_url)
+        self.log = log or Logger(name, "QueueTasks", self.config.logs_default_level_server, self.config.logs_format)
+        self.events = events
+        self._worker_override = worker
+        self._components: dict[str, Any] = {"broker": broker, "storage": storage, "global_config": global_config}
+        self._serializer: Any = None
+        self._started = False
+        self._start_lock: anyio.Lock | None = None
+        self._loop_thread: LoopThread | None = None
+        self.worker: Any = None
+        self.pm = QtasksPluginManager(on_error=self._internal_error)
+        self.dispatcher = self.pm.dispatcher
+        self.blocked = list(disable_plugins) + env_list("QTASKS_DISABLE_PLUGINS")
+        self.pm.load_builtins(self.blocked)
+        if not os.environ.get("QTASKS_DISABLE_PLUGIN_AUTOLOAD"):
+            self.pm.load_entry_points(self.blocked)
+        for plugin in plugins:
+            self.add_plugin(plugin, origin="plugins=")
+        self.registry = TaskRegistry()
+        self._collect_options()
+        self.pm.hook.qtasks_configure(app=self)
+        _state.app_main = self
+        _state.log_main = self.log
+
+    # -- plugins -------------------------------------------------------------------------------
+
+    def _collect_options(self) -> None:
+        for impl in self.pm.hook.qtasks_register_task_options.get_hookimpls():
+            impl.function(self.registry.registrar(impl.plugin_name))
+        for name, module in self.pm.blocked_builtins.items():
+            declare = getattr(module, "qtasks_register_task_options", None)
+            if declare is not None:
+                declare(self.registry.registrar(name, blocked=True))
+
+    def add_plugin(self, plugin: Any, trigger_names: list[str] | None = None, component: str | None = None, *, name: str | None = None, origin: str = "add_plugin") -> str:
+        """Register a plugin: an object with ``@hookimpl`` methods, or an original-style object with
+        ``trigger(name, **kwargs)``.
+
+        Args:
+            plugin: The plugin object.
+            trigger_names: Hooks (or original trigger names) to take from it; None means all.
+            component: ``worker``, ``broker``, ``storage`` or ``global_config``: only hooks that
+                component fires.
+            name: The registered name; default ``plugin.name`` or the class name.
+            origin: The origin shown by ``qtasks plugins list``.
+
+        Returns:
+            The registered name (``component:name`` when a component is given).
+        """
+        if component is not None and component not in COMPONENTS:
+            raise ConfigurationError(f"unknown component {component!r}: use one of {', '.join(sorted(COMPONENTS - {'app'}))}")
+        registered, kind = plugin_for(plugin, trigger_names, component, self.pm.specs)
+        label = name or getattr(plugin, "name", None) or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if component:
+            label = f"{component}:{label}"
+        self.pm.register_as(registered, label, origin if kind == "hookimpl" else f"{origin} (legacy)", component)
+        if self.registry_ready:
+            declare = getattr(registered, "qtasks_register_task_options", None)
+            if declare is not None:
+                declare(self.registry.registrar(label))
+        return label
+
+    @property
+    def registry_ready(self) -> bool:
+        """True once the task registry exists (after construction)."""
+        return "registry" in self.__dict__
+
+    def remove_plugin(self, name: str) -> None:
+        """Unregister the plugin registered under ``name``."""
+        if self.pm.unregister(name=name) is None:
+            raise ConfigurationError(f"no plugin named {name!r}; registered: {', '.join(n for n, _ in self.pm.list_name_plugin())}")
+
+    def _internal_error(self, error: BaseException, where: str) -> None:
+        log.error("%s raised %s: %s (the task goes on)", where, type(error).__name__, error, exc_info=error)
+        try:
+            self.pm.hook.qtasks_internal_error(app=self, error=error, where=where)
+        except Exception:  # a failing error reporter must not recurse
+            log.exception("qtasks_internal_error raised")
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> dict[str, TaskDefinition]:
+        """The registered task definitions by name."""
+        return self.registry.tasks
+
+    def task(self, name: Any = None, **options: Any) -> Any:
+        """Register a task: ``@app.task`` or ``@app.task(name=..., priority=..., ...)``.
+
+        Returns:
+            An ``AsyncTask`` handle.
+        """
+        return task_decorator(self, lambda d: AsyncTask(d, self), name, options)
+
+    # -- components ----------------------------------------------------------------------------
+
+    def _missing(self, what: str, hook: str) -> ConfigurationError:
+        blocked = [b for b in self.blocked if what in b or b == "serializer"]
+        blocked_text = f"{', '.join(repr(b) for b in blocked)} blocked and " if blocked else ""
+        return ConfigurationError(
+            f"no {what} for {redact_url(self.url)!r}: {blocked_text}nothing implements {hook} for it ({unknown_scheme_hint(self.url)})"
+            if not blocked
+            else f"no {what}: {blocked_text}nothing implements {hook} for {redact_url(self.url)!r}"
+        )
+
+    def _make(self, what: str) -> Any:
+        value = self._components.get(what)
+        if value is None:
+            value = getattr(self.pm.hook, f"qtasks_make_{what}")(app=self, url=self.url)
+            if value is None:
+                raise self._missing(what, f"qtasks_make_{what}")
+            self._components[what] = value
+        return value
+
+    @property
+    def broker(self) -> Any:
+        """The broker component (made on first use)."""
+        return self._make("broker")
+
+    @property
+    def storage(self) -> Any:
+        """The storage component (made on first use)."""
+        return self._make("storage")
+
+    @property
+    def global_config(self) -> Any:
+        """The global config component (made on first use)."""
+        return self._make("global_config")
+
+    @property
+    def serializer(self) -> Any:
+        """The serializer component (made on first use)."""
+        if self._serializer is None:
+            self._serializer = self.pm.hook.qtasks_make_serializer(app=self)
+            if self._serializer is None:
+                raise self._missing("serializer", "qtasks_make_serializer")
+        return self._serializer
+
+    async def start(self) -> None:
+        """Make and start the components (done by the first call that needs them)."""
+        if self._started:
+            return
+        if self._start_lock is None:
+            self._start_lock = anyio.Lock()
+        async with self._start_lock:
+            if self._started:
+                return
+            _ = self.serializer
+            components = [(what, self._make(what)) for what in _COMPONENT_ORDER]
+            await self.dispatcher.notify("qtasks_startup", app=self, component="app")
+            for what, component in components:
+                await component.start()
+                await self.dispatcher.notify("qtasks_startup", app=self, component=what)
+            self._started = True
+
+    async def close(self) -> None:
+        """Stop the components (the worker must be stopped already)."""
+        if not self._started:
+            return
+        self._started = False
+        for what in reversed(_COMPONENT_ORDER):
+            await self.dispatcher.notify("qtasks_shutdown", app=self, component=what)
+            await self._components[what].stop()
+        await self.dispatcher.notify("qtasks_shutdown", app=self, component="app")
+
+    # -- producer ------------------------------------------------------------------------------
+
+    async def add_task(self, task_name: str, *args: Any, priority: int | None = None, timeout: float | None = None, **kwargs: Any) -> Task | None:
+        """Enqueue ``task_name(*args, **kwargs)``.
+
+        Returns:
+            The stored ``new`` record; with ``timeout``, the final record, or None when the
+            time runs out.
+        """
+        if not isinstance(task_name, str) or not task_name:
+            raise TypeError(f"add_task expects the task name first, got {task_name!r}")
+        if not self._started:
+            await self.start()
+        if priority is None:
+            definition = self.registry.tasks.get(task_name)
+            priority = definition.priority if definition is not None else self.config.task_default_priority
+        call = TaskCall(task_name=task_name, args=args, kwargs=kwargs, priority=priority)
+        dispatcher = self.dispatcher
+        call = await dispatcher.pipe("qtasks_task_prepare", app=self, call=call)
+        task_id = new_uuid()
+        created = now()
+        message = TaskMessage(
+            uuid=str(task_id), task_name=call.task_name, priority=call.priority, args=tuple(call.args),
+            kwargs=dict(call.kwargs), created_at=created.timestamp(), extra=dict(call.extra),
+        )
+        payload = self._dumps(message)
+        task = Task(
+            status="new", uuid=task_id, priority=call.priority, task_name=call.task_name, args=tuple(call.args),
+            kwargs=dict(call.kwargs), created_at=created, updated_at=created, extra=dict(call.extra), app=self,
+        )
+        task = await dispatcher.pipe("qtasks_task_store", app=self, task=task)
+        await self._components["storage"].save(task)
+        enqueued = await dispatcher.pipe("qtasks_task_enqueue", app=self, message=message)
+        if enqueued is not message:
+            payload = self._dumps(enqueued)
+        await self._components["broker"].enqueue([Envelope(uuid=enqueued.uuid, priority=enqueued.priority, payload=payload)])
+        await dispatcher.notify("qtasks_task_enqueued", app=self, task=task)
+        if timeout is None:
+            return task
+        return await self.wait_result(task_id, timeout)
+
+    def _dumps(self, message: TaskMessage) -> bytes:
+        try:
+            return self._serializer.dumps(message)
+        except SerializationError:
+            raise
+        except Exception as error:
+            raise SerializationError(f"task {message.task_name!r}: arguments cannot be serialised: {error}") from error
+
+    async def get(self, uuid: UUID | str) -> Task | None:
+        """Return the stored record of a task, or None if there is none."""
+        if not self._started:
+            await self.start()
+        task = await self._components["storage"].get(_as_uuid(uuid))
+        return None if task is None else await self._seen(task)
+
+    async def wait_result(self, uuid: UUID | str, timeout: float = 100.0) -> Task | None:
+        """Wait until a task's status is final; return the record, or None after ``timeout`` seconds."""
+        if not self._started:
+            await self.start()
+        task = await self._components["storage"].wait(_as_uuid(uuid), timeout)
+        return None if task is None else await self._seen(task)
+
+    async def _seen(self, task: Task) -> Task:
+        if task.app is not self:
+            task = attrs.evolve(task, app=self)
+        return await self.dispatcher.pipe("qtasks_task_get", app=self, task=task)
+
+    async def ping(self, server: bool = True) -> bool:
+        """Return whether the broker answers (and, with ``server``, a worker of this app is serving)."""
+        await self.start()
+        alive = self.worker is not None if server else True
+        ping = getattr(self._components["broker"], "ping", None)
+        if ping is not None:
+            alive = alive and await ping()
+        await self.dispatcher.notify("qtasks_pinged", app=self, alive=alive)
+        return alive
+
+    async def flush_all(self) -> None:
+        """Drop every queued task and every stored record of this app."""
+        await self.start()
+        for what in ("broker", "storage"):
+            await self._components[what].purge()
+            await self.dispatcher.notify("qtasks_flushed", app=self, component=what)
+
+    # -- worker --------------------------------------------------------------------------------
+
+    async def serve(self, concurrency: int | None = None, handle_signals: bool = True) -> None:
+        """Run a worker until SIGINT/SIGTERM or ``stop()``, then stop the components."""
+        from qtasks.kernel.worker import Worker
+
+        self.worker = Worker(self, concurrency or self.config.max_tasks_process, self.config.graceful_stop_timeout)
+        try:
+            async with anyio.create_task_group() as group:
+                if handle_signals:
+                    group.start_soon(self._stop_on_signals)
+                await self.worker.serve()
+                group.cancel_scope.cancel()
+        finally:
+            self.worker = None
+            await self.close()
+
+    async def _stop_on_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("received %s: stopping (finishing the running tasks)", signal.Signals(signum).name)
+                self.request_stop()
+
+    def request_stop(self) -> None:
+        """Ask the running worker to stop claiming and drain (safe from the loop's thread)."""
+        if self.worker is not None:
+            self.worker.request_stop()
+
+    async def stop(self) -> None:
+        """Stop the worker if one serves (it drains first), else stop the components."""
+        if self.worker is not None:
+            self.worker.request_stop()
+            await self.worker.stopped.wait()
+        else:
+            await self.close()
+
+    def run_forever(self, loop: Any = None, starter: Any = None, num_workers: int = 4, reset_config: bool = True) -> None:
+        """Run a worker in this thread until SIGINT/SIGTERM (the original signature is accepted)."""
+        anyio.run(self.serve)
+
+    def loop_thread(self) -> LoopThread:
+        """The event loop thread that serves blocking calls (started on first use)."""
+        if self._loop_thread is None:
+            self._loop_thread = LoopThread(self.name)
+        return self._loop_thread
+
+
+def _as_uuid(value: UUID | str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a task uuid: pass the uuid of a Task (task.uuid)") from None

@@ -1,0 +1,78 @@
+"""``QueueConfig``: the app's settings, read from ``QTASKS_*`` environment variables too."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+__all__ = ["QueueConfig"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _cast(raw: str, current: Any, field: str) -> Any:
+    if isinstance(current, bool):
+        low = raw.strip().lower()
+        if low not in _TRUE | _FALSE:
+            raise ValueError(f"QTASKS_{field.upper()}={raw!r}: use one of 1/0, true/false, yes/no, on/off")
+        return low in _TRUE
+    if isinstance(current, list):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if isinstance(current, (int, float)):
+        try:
+            return type(current)(raw)
+        except ValueError:
+            raise ValueError(f"QTASKS_{field.upper()}={raw!r}: expected a {type(current).__name__}") from None
+    return raw
+
+
+@attrs.define(kw_only=True)
+class QueueConfig:
+    """The settings shared by every component of one app.
+
+    Every field can be set from the environment as ``QTASKS_<FIELD>`` (lists comma-separated).
+    ``subscribe(callback)`` calls ``callback(config, key, value)`` on every change.
+    """
+
+    max_tasks_process: int = 10
+    running_older_tasks: bool = False
+    delete_finished_tasks: bool = False
+    task_default_priority: int = 0
+    task_default_decode: Callable[..., Any] | None = None
+    logs_default_level_server: int = logging.INFO
+    logs_default_level_client: int = logging.INFO
+    logs_format: str = "%(asctime)s [%(name)s: %(levelname)s] (%(subname)s) %(message)s"
+    result_time_interval: float = 1.0
+    result_statuses_end: list[str] = attrs.field(factory=lambda: ["success", "error", "cancel"])
+    environ_prefix: str = "QTASKS_"
+    graceful_stop_timeout: float = 30.0
+    global_config_status_ttl: int = 20
+    global_config_status_set_periodic: int = 17
+    _subscribers: list[Callable[[QueueConfig, str, Any], None]] = attrs.field(factory=list, alias="_subscribers")
+
+    def __attrs_post_init__(self) -> None:
+        prefix = self.environ_prefix
+        for field in attrs.fields(type(self)):
+            name = field.name
+            if name.startswith("_") or name == "environ_prefix":
+                continue
+            raw = os.environ.get(prefix + name.upper())
+            current = getattr(self, name)
+            if raw is None or current is None or callable(current):
+                continue
+            object.__setattr__(self, name, _cast(raw, current, name))
+
+    def subscribe(self, callback: Callable[[QueueConfig, str, Any], None]) -> None:
+        """Call ``callback(config, key, value)`` after every change of a setting."""
+        self._subscribers.append(callback)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        object.__setattr__(self, key, value)
+        if not key.startswith("_"):
+            for callback in getattr(self, "_subscribers", ()):
+                callback(self, key, value)

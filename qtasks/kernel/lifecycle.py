@@ -1,0 +1,138 @@
+"""The per-task state machine on the worker: claimed → process → run → final status → ack."""
+
+from __future__ import annotations
+
+import traceback
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import anyio
+import attrs
+
+from qtasks.errors import SerializationError, TaskCancelError
+from qtasks.kernel.model import Decision, Delivery, ExecutionCall, Task, TaskMessage, now
+
+if TYPE_CHECKING:
+    from qtasks.kernel.worker import Worker
+
+__all__ = ["process_delivery", "hand_back", "format_error"]
+
+
+def format_error(error: BaseException) -> str:
+    """Return the traceback of ``error`` as text."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+def _record(message: TaskMessage, worker: Worker, delivery: Delivery) -> Task:
+    return Task(
+        status="process", uuid=UUID(message.uuid), priority=message.priority, task_name=message.task_name,
+        args=tuple(message.args), kwargs=dict(message.kwargs),
+        created_at=datetime.fromtimestamp(message.created_at, timezone.utc), updated_at=now(),
+        attempts=delivery.delivery_count, extra=dict(message.extra), app=worker.app,
+    )
+
+
+async def _finish(worker: Worker, delivery: Delivery, message: TaskMessage, task: Task) -> None:
+    """Store the final record, then acknowledge: a task is acked only once its outcome is stored."""
+    app = worker.app
+    dispatcher = app.dispatcher
+    task = await dispatcher.pipe("qtasks_task_status", worker=worker, task=task)
+    try:
+        await app.storage.save(task)
+    except SerializationError as error:
+        task = attrs.evolve(task, status="error", returning=None, traceback=f"the result cannot be stored: {error}")
+        await app.storage.save(task)
+    await dispatcher.notify("qtasks_task_finished", worker=worker, task=task)
+    await app.broker.ack(delivery)
+    await dispatcher.notify("qtasks_task_acknowledged", worker=worker, message=message)
+
+
+def _outcome(process: Task, decision: Decision) -> Task:
+    done = now()
+    if decision.action == "succeed":
+        return attrs.evolve(process, status="success", returning=decision.result, updated_at=done)
+    if decision.action == "cancel":
+        return attrs.evolve(process, status="cancel", cancel_reason=decision.reason, updated_at=done)
+    return attrs.evolve(process, status="error", traceback=decision.reason, updated_at=done)
+
+
+async def process_delivery(worker: Worker, delivery: Delivery) -> None:
+    """Run one delivery through the whole worker lifecycle, firing its triggers in order."""
+    app = worker.app
+    dispatcher = app.dispatcher
+    try:
+        message = app.serializer.loads(delivery.envelope.payload)
+    except SerializationError as error:
+        await _undecodable(worker, delivery, error)
+        return
+    message = await dispatcher.pipe("qtasks_task_claimed", worker=worker, message=message)
+    process = _record(message, worker, delivery)
+    definition = app.registry.tasks.get(message.task_name)
+    if definition is None:
+        known = ", ".join(sorted(app.registry.tasks)) or "none"
+        reason = f"unknown task {message.task_name!r}: this worker has no such task (registered tasks: {known})"
+        await _finish(worker, delivery, message, attrs.evolve(process, status="error", traceback=reason))
+        return
+    process = await dispatcher.pipe("qtasks_task_status", worker=worker, task=process)
+    await app.storage.save(process)
+    await dispatcher.notify("qtasks_task_received", worker=worker, task=process)
+    call = ExecutionCall(definition=definition, message=message, args=tuple(message.args), kwargs=dict(message.kwargs), attempt=delivery.delivery_count)
+    worker.running[message.uuid] = delivery
+    try:
+        call = await dispatcher.pipe("qtasks_task_resolve_args", worker=worker, call=call)
+        async with AsyncExitStack() as stack:
+            await dispatcher.scope("qtasks_task_scope", stack, worker=worker, call=call)
+            result = await worker.executor_for(definition).execute(worker, call)
+        result = await dispatcher.pipe("qtasks_task_result", worker=worker, call=call, result=result)
+        final = attrs.evolve(process, status="success", returning=result, updated_at=now())
+    except anyio.get_cancelled_exc_class():
+        with anyio.CancelScope(shield=True):
+            await hand_back(worker, delivery, process)
+        raise
+    except Exception as error:
+        decision = await dispatcher.first("qtasks_task_failed", worker=worker, call=call, error=error)
+        if decision is None:
+            if isinstance(error, TaskCancelError):
+                decision = Decision(action="cancel", reason=str(error))
+            else:
+                decision = Decision(action="fail", reason=format_error(error))
+        if decision.action == "retry":
+            await _retry(worker, delivery, message, process, decision, error)
+            return
+        final = _outcome(process, decision)
+    finally:
+        worker.running.pop(message.uuid, None)
+    await _finish(worker, delivery, message, final)
+
+
+async def _retry(worker: Worker, delivery: Delivery, message: TaskMessage, process: Task, decision: Decision, error: BaseException) -> None:
+    app = worker.app
+    record = attrs.evolve(process, status="retry", traceback=decision.reason or format_error(error), updated_at=now())
+    record = await app.dispatcher.pipe("qtasks_task_status", worker=worker, task=record)
+    await app.storage.save(record)
+    await app.dispatcher.notify("qtasks_task_finished", worker=worker, task=record)
+    await app.broker.requeue(delivery, decision.delay)
+
+
+async def hand_back(worker: Worker, delivery: Delivery, process: Task | None = None) -> None:
+    """Give a delivery back to the broker (graceful stop); its record returns to ``new``."""
+    if process is not None:
+        await worker.app.storage.save(attrs.evolve(process, status="new", updated_at=now()))
+    await worker.app.broker.requeue(delivery, 0.0)
+
+
+async def _undecodable(worker: Worker, delivery: Delivery, error: Exception) -> None:
+    app = worker.app
+    reason = f"undecodable payload ({len(delivery.envelope.payload)} bytes): {error}"
+    try:
+        task_id: Any = UUID(delivery.envelope.uuid)
+    except ValueError:
+        task_id = None
+    if task_id is not None:
+        stored = await app.storage.get(task_id)
+        base = stored or Task(status="error", uuid=task_id, priority=delivery.envelope.priority, task_name="<undecodable>")
+        await app.storage.save(attrs.evolve(base, status="error", traceback=reason, updated_at=now()))
+    app.log.error("task %s: %s", delivery.envelope.uuid, reason)
+    await app.broker.ack(delivery)

@@ -1,0 +1,112 @@
+"""The task registry: ``@app.task`` options, declared by the kernel and by plugins, and definitions."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from qtasks.errors import ConfigurationError, UnknownOptionError, close_matches
+from qtasks.kernel.model import TaskDefinition
+
+__all__ = ["OptionSpec", "OptionRegistrar", "TaskRegistry", "KERNEL_OPTIONS"]
+
+_FIELDS = {f.name for f in attrs.fields(TaskDefinition)}
+
+
+@attrs.frozen
+class OptionSpec:
+    """One declared task option and the plugin that owns it."""
+
+    name: str
+    owner: str
+    default: Any = None
+    doc: str = ""
+
+
+class OptionRegistrar:
+    """Passed to ``qtasks_register_task_options``: call it to declare an option."""
+
+    def __init__(self, owner: str, into: dict[str, OptionSpec]) -> None:
+        self.owner = owner
+        self._into = into
+
+    def __call__(self, name: str, default: Any = None, doc: str = "") -> None:
+        """Declare option ``name`` with its ``default`` and a one-line ``doc``."""
+        if not name.isidentifier():
+            raise ConfigurationError(f"plugin {self.owner!r} declares option {name!r}: use a Python identifier")
+        previous = self._into.get(name)
+        if previous is not None and previous.owner != self.owner:
+            raise ConfigurationError(f"task option {name!r} is declared by both {previous.owner!r} and {self.owner!r}")
+        self._into[name] = OptionSpec(name, self.owner, default, doc)
+
+
+KERNEL_OPTIONS = {
+    "priority": "Default enqueue priority; a lower number runs first.",
+    "tags": "Metadata: a list of labels.",
+    "description": "Metadata: a description.",
+    "extra": "Metadata: a dict stored with the definition.",
+}
+
+
+class TaskRegistry:
+    """Holds an app's task definitions and the options that ``@app.task`` accepts."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskDefinition] = {}
+        self.options: dict[str, OptionSpec] = {n: OptionSpec(n, "kernel", None, d) for n, d in KERNEL_OPTIONS.items()}
+        self.blocked_options: dict[str, OptionSpec] = {}
+
+    def registrar(self, owner: str, blocked: bool = False) -> OptionRegistrar:
+        """Return the registrar a plugin named ``owner`` declares its options with."""
+        return OptionRegistrar(owner, self.blocked_options if blocked else self.options)
+
+    def check_options(self, task_name: str, options: dict[str, Any]) -> None:
+        """Raise ``UnknownOptionError`` for an option nobody declared, naming the fix."""
+        for key in options:
+            if key in self.options:
+                continue
+            blocked = self.blocked_options.get(key)
+            if blocked is not None:
+                raise UnknownOptionError(
+                    f"task {task_name!r}: option {key!r} belongs to plugin {blocked.owner!r}, which is disabled; "
+                    f"remove {blocked.owner!r} from disable_plugins / QTASKS_DISABLE_PLUGINS, or drop the option"
+                )
+            raise UnknownOptionError(
+                f"task {task_name!r}: unknown option {key!r}{close_matches(key, self.options)}; "
+                f"known options: {', '.join(sorted(self.options))}"
+            )
+
+    def define(self, func: Callable[..., Any], name: str | None, default_priority: int, options: dict[str, Any]) -> TaskDefinition:
+        """Validate ``options`` and register a definition for ``func``; duplicate names are errors."""
+        if not callable(func):
+            raise TypeError(f"@task expects a function, got {type(func).__name__}")
+        task_name = name or func.__name__
+        if not isinstance(task_name, str) or not task_name:
+            raise ConfigurationError(f"task name must be a non-empty string, got {task_name!r}")
+        self.check_options(task_name, options)
+        if task_name in self.tasks:
+            raise ConfigurationError(f"a task named {task_name!r} is already registered: pass name='...' to tell them apart")
+        values = {k: spec.default for k, spec in self.options.items() if spec.owner != "kernel" and spec.default is not None}
+        values.update(options)
+        fields = {k: v for k, v in values.items() if k in _FIELDS and v is not None}
+        plugin_options = {k: v for k, v in values.items() if k not in _FIELDS}
+        if fields.get("priority") is None:
+            fields["priority"] = default_priority
+        generating: str | bool = False
+        if inspect.isasyncgenfunction(func):
+            generating = "async"
+        elif inspect.isgeneratorfunction(func):
+            generating = "sync"
+        definition = TaskDefinition(
+            name=task_name,
+            func=func,
+            awaiting=inspect.iscoroutinefunction(func),
+            generating=generating,
+            options=plugin_options,
+            **fields,
+        )
+        self.tasks[task_name] = definition
+        return definition

@@ -1,0 +1,9 @@
+"""Public data classes at their original import paths."""
+
+from __future__ import annotations
+
+from qtasks.kernel.model import Task, TaskDefinition
+
+TaskExecSchema = TaskDefinition
+
+__all__ = ["Task", "TaskExecSchema"]
