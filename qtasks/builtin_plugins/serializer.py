@@ -30,7 +30,7 @@ class JsonSerializer:
 
     def _default(self, value: Any) -> Any:
         unstructured = self.converter.unstructure(value)
-        if unstructured is value:
+        if type(unstructured) is type(value):  # cattrs had no conversion to JSON types (sets, objects)
             _reject(value)
         return unstructured
 

@@ -16,6 +16,7 @@ from qtasks import _state
 from qtasks.errors import ConfigurationError, SerializationError
 from qtasks.hookspecs import COMPONENTS
 from qtasks.kernel.config import QueueConfig
+from qtasks.kernel.global_config import GlobalConfigFacade
 from qtasks.kernel.handles import AsyncTask
 from qtasks.kernel.legacy import plugin_for
 from qtasks.kernel.model import Envelope, Task, TaskCall, TaskDefinition, TaskMessage, new_uuid, now
@@ -206,9 +207,9 @@ class AsyncQueueTasks:
         return self._make("storage")
 
     @property
-    def global_config(self) -> Any:
-        """The global config component (made on first use)."""
-        return self._make("global_config")
+    def global_config(self) -> GlobalConfigFacade:
+        """The shared key/value config: ``set(name, key, value)``, ``get(key, name)``, ..."""
+        return GlobalConfigFacade(self)
 
     @property
     def serializer(self) -> Any:

@@ -56,11 +56,11 @@ class Dispatcher:
         self._chains[name] = built
         return built
 
-    async def notify(self, name: str, **kwargs: Any) -> None:
+    async def notify(self, hook: str, /, **kwargs: Any) -> None:
         """Call every implementation; log and report any error except ``ControlFlow``."""
-        chain = self._chains.get(name)
+        chain = self._chains.get(hook)
         if chain is None:
-            chain = self.chain(name)
+            chain = self.chain(hook)
         for func, argnames, is_async, plugin in chain:
             try:
                 result = func(*[kwargs[a] for a in argnames])
@@ -69,13 +69,13 @@ class Dispatcher:
             except ControlFlow:
                 raise
             except Exception as error:  # observers never kill tasks
-                self._on_error(error, f"{name} in plugin {plugin!r}")
+                self._on_error(error, f"{hook} in plugin {plugin!r}")
 
-    async def first(self, name: str, **kwargs: Any) -> Any:
+    async def first(self, hook: str, /, **kwargs: Any) -> Any:
         """Return the first non-None result; errors propagate."""
-        chain = self._chains.get(name)
+        chain = self._chains.get(hook)
         if chain is None:
-            chain = self.chain(name)
+            chain = self.chain(hook)
         for func, argnames, is_async, _plugin in chain:
             result = func(*[kwargs[a] for a in argnames])
             if is_async or inspect.isawaitable(result):
@@ -84,14 +84,14 @@ class Dispatcher:
                 return result
         return None
 
-    async def pipe(self, name: str, **kwargs: Any) -> Any:
+    async def pipe(self, hook: str, /, **kwargs: Any) -> Any:
         """Pass the spec's ``value`` argument through every implementation; return the final value."""
-        spec = self.specs[name]
+        spec = self.specs[hook]
         key = spec.value
         assert key is not None
-        chain = self._chains.get(name)
+        chain = self._chains.get(hook)
         if chain is None:
-            chain = self.chain(name)
+            chain = self.chain(hook)
         for func, argnames, is_async, plugin in chain:
             result = func(*[kwargs[a] for a in argnames])
             if is_async or inspect.isawaitable(result):
@@ -99,17 +99,17 @@ class Dispatcher:
             if result is not None:
                 if spec.value_type is not None and not isinstance(result, spec.value_type):
                     raise PluginError(
-                        f"plugin {plugin!r} returned {type(result).__name__} from {name}; return a "
+                        f"plugin {plugin!r} returned {type(result).__name__} from {hook}; return a "
                         f"{spec.value_type.__name__} (attrs.evolve({key}, ...)) or None to keep it"
                     )
                 kwargs[key] = result
         return kwargs[key]
 
-    async def scope(self, name: str, stack: AsyncExitStack, **kwargs: Any) -> None:
+    async def scope(self, hook: str, stack: AsyncExitStack, /, **kwargs: Any) -> None:
         """Enter the context managers returned by the implementations onto ``stack``."""
-        chain = self._chains.get(name)
+        chain = self._chains.get(hook)
         if chain is None:
-            chain = self.chain(name)
+            chain = self.chain(hook)
         for func, argnames, is_async, plugin in chain:
             result = func(*[kwargs[a] for a in argnames])
             if is_async:
@@ -121,4 +121,4 @@ class Dispatcher:
             elif hasattr(result, "__enter__"):
                 stack.enter_context(result)
             else:
-                raise PluginError(f"plugin {plugin!r} returned {result!r} from {name}; return a context manager or None")
+                raise PluginError(f"plugin {plugin!r} returned {result!r} from {hook}; return a context manager or None")

@@ -1,0 +1,164 @@
+"""The worker: priority then FIFO, the concurrency bound, graceful stop and hand-back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import pytest
+
+from qtasks.asyncio import QueueTasks
+from qtasks.errors import ConfigurationError
+from qtasks.kernel.worker import Worker
+from qtasks.testing import running_worker
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_lower_priority_number_first_then_fifo(app: QueueTasks) -> None:
+    order: list[str] = []
+
+    @app.task
+    async def record(label: str) -> None:
+        order.append(label)
+
+    for label, priority in [("p5-a", 5), ("p1-a", 1), ("p5-b", 5), ("p0", 0), ("p1-b", 1), ("p5-c", 5)]:
+        last = await record.add_task(label, priority=priority)
+    async with running_worker(app, concurrency=1):
+        assert (await app.wait_result(last.uuid, 5)).status == "success"
+    assert order == ["p0", "p1-a", "p1-b", "p5-a", "p5-b", "p5-c"]
+
+
+async def test_concurrency_is_bounded(app: QueueTasks) -> None:
+    running = 0
+    peak = 0
+    release = anyio.Event()
+    three_running = anyio.Event()
+
+    @app.task
+    async def hold() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        if running == 3:
+            three_running.set()
+        await release.wait()
+        running -= 1
+
+    async with running_worker(app, concurrency=3) as worker:
+        tasks = [await hold.add_task() for _ in range(10)]
+        with anyio.fail_after(5):
+            await three_running.wait()
+        for _ in range(20):  # give the worker every chance to start a fourth task
+            await anyio.sleep(0)
+        assert running == 3 and len(worker.running) == 3
+        assert app.broker.depth() == 7
+        release.set()
+        for task in tasks:
+            assert (await app.wait_result(task.uuid, 5)).status == "success"
+    assert peak == 3
+
+
+async def test_sync_tasks_respect_the_bound_too(app: QueueTasks) -> None:
+    import threading
+
+    lock = threading.Lock()
+    state = {"running": 0, "peak": 0}
+    gate = threading.Event()
+    two_running = anyio.Event()
+
+    @app.task
+    def hold() -> None:
+        with lock:
+            state["running"] += 1
+            state["peak"] = max(state["peak"], state["running"])
+            if state["running"] == 2:
+                anyio.from_thread.run_sync(two_running.set)
+        gate.wait(5)
+        with lock:
+            state["running"] -= 1
+
+    async with running_worker(app, concurrency=2):
+        tasks = [await hold.add_task() for _ in range(6)]
+        with anyio.fail_after(5):
+            await two_running.wait()
+        gate.set()
+        for task in tasks:
+            assert (await app.wait_result(task.uuid, 5)).status == "success"
+    assert state["peak"] == 2
+
+
+async def test_graceful_stop_finishes_running_tasks_and_hands_back_the_rest(app: QueueTasks) -> None:
+    started = anyio.Event()
+    finish = anyio.Event()
+
+    @app.task
+    async def slow(label: str) -> str:
+        started.set()
+        await finish.wait()
+        return label
+
+    running = await slow.add_task("running")
+    queued = await slow.add_task("queued")
+    async with anyio.create_task_group() as group:
+        group.start_soon(app.serve, 1, False)
+        with anyio.fail_after(5):
+            await started.wait()
+        app.request_stop()
+        finish.set()
+    assert (await app.get(running.uuid)).status == "success"
+    assert (await app.get(queued.uuid)).status == "new"
+    assert app.broker.depth() == 1
+
+
+async def test_past_the_grace_period_running_tasks_are_handed_back() -> None:
+    app = QueueTasks(name="grace")
+    app.config.graceful_stop_timeout = 0.05
+    started = anyio.Event()
+    cancelled = []
+
+    @app.task
+    async def stuck() -> None:
+        started.set()
+        try:
+            await anyio.sleep(30)
+        except BaseException:
+            cancelled.append(True)
+            raise
+
+    task = await stuck.add_task()
+    async with anyio.create_task_group() as group:
+        group.start_soon(app.serve, 2, False)
+        with anyio.fail_after(5):
+            await started.wait()
+        app.request_stop()
+    assert cancelled == [True]
+    assert (await app.get(task.uuid)).status == "new"
+    assert app.broker.depth() == 1
+    # a new worker picks the handed-back task up again
+    started = anyio.Event()
+    app.config.graceful_stop_timeout = 5
+    done = anyio.Event()
+
+    @app.task(name="stuck2")
+    async def other() -> None:
+        done.set()
+
+    app.tasks["stuck"].func = other.definition.func
+    async with running_worker(app):
+        record = await app.wait_result(task.uuid, 5)
+    assert record is not None and record.status == "success" and record.attempts == 2
+
+
+async def test_invalid_concurrency(app: QueueTasks) -> None:
+    with pytest.raises(ConfigurationError, match="positive integer"):
+        Worker(app, 0)
+
+
+async def test_worker_startup_fires_after_components(app: QueueTasks, hook_recorder: Any) -> None:
+    recorder = hook_recorder(app.pm.specs, only={"qtasks_startup"})
+    app.add_plugin(recorder)
+    async with running_worker(app):
+        pass
+    assert [c["component"] for c in recorder.of("startup")] == ["app", "broker", "storage", "global_config", "worker"]
