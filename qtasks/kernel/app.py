@@ -13,24 +13,25 @@ import anyio
 import attrs
 
 from qtasks import _state
-from qtasks.errors import ConfigurationError, SerializationError
+from qtasks.errors import ConfigurationError
 from qtasks.hookspecs import COMPONENTS
+from qtasks.kernel.components import Components
 from qtasks.kernel.config import QueueConfig
 from qtasks.kernel.global_config import GlobalConfigFacade
 from qtasks.kernel.handles import AsyncTask
 from qtasks.kernel.legacy import plugin_for
-from qtasks.kernel.model import Envelope, Task, TaskCall, TaskDefinition, TaskMessage, new_uuid, now
+from qtasks.kernel.model import Task, TaskDefinition
 from qtasks.kernel.pluginmanager import QtasksPluginManager, env_list
 from qtasks.kernel.portal import LoopThread
+from qtasks.kernel.producer import enqueue
 from qtasks.kernel.registry import TaskRegistry
-from qtasks.kernel.urls import redact_url, resolve_url, unknown_scheme_hint
+from qtasks.kernel.urls import resolve_url
 from qtasks.logs import Logger
 
 __all__ = ["AsyncQueueTasks", "task_decorator"]
 
 log = logging.getLogger("qtasks")
 H = TypeVar("H")
-_COMPONENT_ORDER = ("broker", "storage", "global_config")
 
 
 def task_decorator(app: AsyncQueueTasks, handle: Callable[[TaskDefinition], H], name_or_func: Any, options: dict[str, Any]) -> Any:
@@ -86,10 +87,7 @@ class AsyncQueueTasks:
         self.log = log or Logger(name, "QueueTasks", self.config.logs_default_level_server, self.config.logs_format)
         self.events = events
         self._worker_override = worker
-        self._components: dict[str, Any] = {"broker": broker, "storage": storage, "global_config": global_config}
-        self._serializer: Any = None
-        self._started = False
-        self._start_lock: anyio.Lock | None = None
+        self.components = Components(self, {"broker": broker, "storage": storage, "global_config": global_config})
         self._loop_thread: LoopThread | None = None
         self.worker: Any = None
         self.pm = QtasksPluginManager(on_error=self._internal_error)
@@ -178,74 +176,33 @@ class AsyncQueueTasks:
 
     # -- components ----------------------------------------------------------------------------
 
-    def _missing(self, what: str, hook: str) -> ConfigurationError:
-        blocked = [b for b in self.blocked if what in b or b == "serializer"]
-        blocked_text = f"{', '.join(repr(b) for b in blocked)} blocked and " if blocked else ""
-        return ConfigurationError(
-            f"no {what} for {redact_url(self.url)!r}: {blocked_text}nothing implements {hook} for it ({unknown_scheme_hint(self.url)})"
-            if not blocked
-            else f"no {what}: {blocked_text}nothing implements {hook} for {redact_url(self.url)!r}"
-        )
-
-    def _make(self, what: str) -> Any:
-        value = self._components.get(what)
-        if value is None:
-            value = getattr(self.pm.hook, f"qtasks_make_{what}")(app=self, url=self.url)
-            if value is None:
-                raise self._missing(what, f"qtasks_make_{what}")
-            self._components[what] = value
-        return value
-
     @property
     def broker(self) -> Any:
         """The broker component (made on first use)."""
-        return self._make("broker")
+        return self.components.get("broker")
 
     @property
     def storage(self) -> Any:
         """The storage component (made on first use)."""
-        return self._make("storage")
+        return self.components.get("storage")
+
+    @property
+    def serializer(self) -> Any:
+        """The serializer component (made on first use)."""
+        return self.components.get("serializer")
 
     @property
     def global_config(self) -> GlobalConfigFacade:
         """The shared key/value config: ``set(name, key, value)``, ``get(key, name)``, ..."""
         return GlobalConfigFacade(self)
 
-    @property
-    def serializer(self) -> Any:
-        """The serializer component (made on first use)."""
-        if self._serializer is None:
-            self._serializer = self.pm.hook.qtasks_make_serializer(app=self)
-            if self._serializer is None:
-                raise self._missing("serializer", "qtasks_make_serializer")
-        return self._serializer
-
     async def start(self) -> None:
         """Make and start the components (done by the first call that needs them)."""
-        if self._started:
-            return
-        if self._start_lock is None:
-            self._start_lock = anyio.Lock()
-        async with self._start_lock:
-            if self._started:
-                return
-            _ = self.serializer
-            components = [(what, self._make(what)) for what in _COMPONENT_ORDER]
-            await self.dispatcher.notify("qtasks_startup", app=self, component="app")
-            for what, component in components:
-                await component.start()
-                await self.dispatcher.notify("qtasks_startup", app=self, component=what)
-            self._started = True
+        await self.components.start()
 
     async def close(self) -> None:
         """Stop the components (the worker must be stopped already)."""
-        if not self._started:
-            return
-        self._started = False
-        for what in reversed(_COMPONENT_ORDER):
-            await self.dispatcher.notify("qtasks_shutdown", app=self, component=what)
-            await self._components[what].stop()
-        await self.dispatcher.notify("qtasks_shutdown", app=self, component="app")
+        await self.components.close()
 
     # -- producer ------------------------------------------------------------------------------
 
@@ -258,56 +215,25 @@ class AsyncQueueTasks:
         """
         if not isinstance(task_name, str) or not task_name:
             raise TypeError(f"add_task expects the task name first, got {task_name!r}")
-        if not self._started:
+        if not self.components.started:
             await self.start()
-        if priority is None:
-            definition = self.registry.tasks.get(task_name)
-            priority = definition.priority if definition is not None else self.config.task_default_priority
-        call = TaskCall(task_name=task_name, args=args, kwargs=kwargs, priority=priority)
-        dispatcher = self.dispatcher
-        call = await dispatcher.pipe("qtasks_task_prepare", app=self, call=call)
-        task_id = new_uuid()
-        created = now()
-        message = TaskMessage(
-            uuid=str(task_id), task_name=call.task_name, priority=call.priority, args=tuple(call.args),
-            kwargs=dict(call.kwargs), created_at=created.timestamp(), extra=dict(call.extra),
-        )
-        payload = self._dumps(message)
-        task = Task(
-            status="new", uuid=task_id, priority=call.priority, task_name=call.task_name, args=tuple(call.args),
-            kwargs=dict(call.kwargs), created_at=created, updated_at=created, extra=dict(call.extra), app=self,
-        )
-        task = await dispatcher.pipe("qtasks_task_store", app=self, task=task)
-        await self._components["storage"].save(task)
-        enqueued = await dispatcher.pipe("qtasks_task_enqueue", app=self, message=message)
-        if enqueued is not message:
-            payload = self._dumps(enqueued)
-        await self._components["broker"].enqueue([Envelope(uuid=enqueued.uuid, priority=enqueued.priority, payload=payload)])
-        await dispatcher.notify("qtasks_task_enqueued", app=self, task=task)
+        task = await enqueue(self, task_name, args, kwargs, priority)
         if timeout is None:
             return task
-        return await self.wait_result(task_id, timeout)
-
-    def _dumps(self, message: TaskMessage) -> bytes:
-        try:
-            return self._serializer.dumps(message)
-        except SerializationError:
-            raise
-        except Exception as error:
-            raise SerializationError(f"task {message.task_name!r}: arguments cannot be serialised: {error}") from error
+        return await self.wait_result(task.uuid, timeout)
 
     async def get(self, uuid: UUID | str) -> Task | None:
         """Return the stored record of a task, or None if there is none."""
-        if not self._started:
+        if not self.components.started:
             await self.start()
-        task = await self._components["storage"].get(_as_uuid(uuid))
+        task = await self.storage.get(_as_uuid(uuid))
         return None if task is None else await self._seen(task)
 
     async def wait_result(self, uuid: UUID | str, timeout: float = 100.0) -> Task | None:
         """Wait until a task's status is final; return the record, or None after ``timeout`` seconds."""
-        if not self._started:
+        if not self.components.started:
             await self.start()
-        task = await self._components["storage"].wait(_as_uuid(uuid), timeout)
+        task = await self.storage.wait(_as_uuid(uuid), timeout)
         return None if task is None else await self._seen(task)
 
     async def _seen(self, task: Task) -> Task:
@@ -319,7 +245,7 @@ class AsyncQueueTasks:
         """Return whether the broker answers (and, with ``server``, a worker of this app is serving)."""
         await self.start()
         alive = self.worker is not None if server else True
-        ping = getattr(self._components["broker"], "ping", None)
+        ping = getattr(self.broker, "ping", None)
         if ping is not None:
             alive = alive and await ping()
         await self.dispatcher.notify("qtasks_pinged", app=self, alive=alive)
@@ -329,7 +255,7 @@ class AsyncQueueTasks:
         """Drop every queued task and every stored record of this app."""
         await self.start()
         for what in ("broker", "storage"):
-            await self._components[what].purge()
+            await self.components.get(what).purge()
             await self.dispatcher.notify("qtasks_flushed", app=self, component=what)
 
     # -- worker --------------------------------------------------------------------------------

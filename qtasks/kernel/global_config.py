@@ -25,7 +25,7 @@ class GlobalConfigFacade:
     @property
     def component(self) -> Any:
         """The global config component itself."""
-        return self._app._make("global_config")
+        return self._app.components.get("global_config")
 
     async def set(self, name: str, key: str, value: Any) -> None:
         """Write ``value`` under ``name``/``key``; ``qtasks_global_config_set`` may change the entry."""
