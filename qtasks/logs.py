@@ -10,6 +10,13 @@ __all__ = ["Logger"]
 DEFAULT_FORMAT = "%(asctime)s [%(name)s: %(levelname)s] (%(subname)s) %(message)s"
 
 
+def _default_subname(record: logging.LogRecord) -> bool:
+    """Give records from plain stdlib loggers (``qtasks.worker``, ...) a ``subname`` to format."""
+    if not hasattr(record, "subname"):
+        record.subname = record.name
+    return True
+
+
 class Logger:
     """Log through ``logging.getLogger(name)`` with ``extra={"subname": subname}``.
 
@@ -28,6 +35,7 @@ class Logger:
         self.logger = logging.getLogger(name)
         if not self.logger.handlers:
             handler = logging.StreamHandler()
+            handler.addFilter(_default_subname)
             handler.setFormatter(logging.Formatter(self.format))
             self.logger.addHandler(handler)
             self.logger.propagate = False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import anyio
 import attrs
 import pytest
 
@@ -196,7 +195,7 @@ async def test_hook_task_resolve_args() -> None:
     assert task.returning == 42
 
 
-async def test_hook_task_scope_wraps_success_and_error() -> None:
+async def test_hook_task_scope() -> None:
     events: list[str] = []
 
     class Scope:

@@ -12,4 +12,5 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "executor": "qtasks.builtin_plugins.executor",
     "retries": "qtasks.builtin_plugins.retries",
     "logging": "qtasks.builtin_plugins.logging",
+    "plugins_cmd": "qtasks.builtin_plugins.plugins_cmd",
 }

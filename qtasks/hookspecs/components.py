@@ -24,8 +24,10 @@ __all__ = [
 def qtasks_make_broker(app: AsyncQueueTasks, url: str) -> Broker | None:
     """Return the broker for ``url``, or None if this plugin does not serve that URL scheme.
 
-    Fired by the app when it starts (sync-only, first result). Builtins are ``trylast`` so that
-    any other plugin wins. With no result, start-up fails naming the URL and the blocked plugins.
+    Fired by the app when it starts (sync-only, first result). Builtins are ``trylast``, so any
+    plugin that is not itself ``trylast`` wins (pluggy runs ``trylast`` implementations in
+    registration order, builtins first). With no result, start-up fails naming the URL and the
+    blocked plugins.
     """
 
 

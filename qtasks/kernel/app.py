@@ -294,9 +294,9 @@ class AsyncQueueTasks:
         else:
             await self.close()
 
-    def run_forever(self, loop: Any = None, starter: Any = None, num_workers: int = 4, reset_config: bool = True) -> None:
-        """Run a worker in this thread until SIGINT/SIGTERM (the original signature is accepted)."""
-        anyio.run(self.serve)
+    def run_forever(self, loop: Any = None, starter: Any = None, num_workers: int = 4, reset_config: bool = True, concurrency: int | None = None) -> None:
+        """Run a worker in this thread until SIGINT/SIGTERM (the original arguments are accepted and unused)."""
+        anyio.run(self.serve, concurrency)
 
     def loop_thread(self) -> LoopThread:
         """The event loop thread that serves blocking calls (started on first use)."""

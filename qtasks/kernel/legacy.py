@@ -12,7 +12,8 @@ from typing import Any
 
 from qtasks.errors import PluginError, close_matches
 from qtasks.hookspecs import SPEC_MODULES, Trigger, hookimpl
-from qtasks.kernel.legacy_table import LEGACY_TRIGGERS, HookCall, LegacyTrigger
+from qtasks.kernel.legacy_convert import HookCall, LegacyTrigger
+from qtasks.kernel.legacy_table import LEGACY_TRIGGERS
 
 __all__ = ["plugin_for", "hook_name", "legacy_selection", "LegacyAdapter", "LEGACY_TRIGGERS", "LegacyTrigger"]
 
@@ -168,6 +169,10 @@ class LegacyAdapter:
 
 
 def _hookimpl_plugin(plugin: Any, implemented: list[str], trigger_names: list[str] | None, component: str | None, specs: dict[str, Trigger]) -> Any:
+    """Select the ``@hookimpl`` methods named by ``trigger_names`` (hooks or original names)."""
+    originals = [n for n in trigger_names or () if n in LEGACY_TRIGGERS]
+    if originals:
+        legacy_selection(originals, component)  # an original name must be one ``component`` fires
     wanted = list(dict.fromkeys(hook_name(n, specs) for n in trigger_names)) if trigger_names else implemented
     for hook in wanted:
         if hook not in implemented:

@@ -71,6 +71,7 @@ class QtasksPluginManager(pluggy.PluginManager):
         self.dispatcher.specs = self.specs
         self.origins: dict[str, tuple[str, str | None]] = {}
         self.blocked_builtins: dict[str, Any] = {}
+        self.blocked_entry_points: dict[str, metadata.EntryPoint] = {}
 
     # -- registration -------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class QtasksPluginManager(pluggy.PluginManager):
         for name, ep in self._entry_points():
             if name in blocked:
                 self.set_blocked(name)
+                self.blocked_entry_points[name] = ep
                 continue
             if self.has_plugin(name):
                 continue
@@ -179,9 +181,14 @@ class QtasksPluginManager(pluggy.PluginManager):
         """Describe every registered plugin, then every blocked builtin."""
         rows = []
         for name, plugin in self.list_name_plugin():
+            if plugin is None:  # pluggy keeps a blocked name as a None plugin
+                continue
             origin, component = self.origins.get(name, ("user", None))
             rows.append(PluginInfo(name, origin, component, self.hooks_of(plugin), _source_of(plugin)))
         for name, module in self.blocked_builtins.items():
             hooks = tuple(sorted(a.removeprefix("qtasks_") for a in dir(module) if a.startswith("qtasks_")))
             rows.append(PluginInfo(name, "builtin", None, hooks, module.__name__, blocked=True))
+        for name, ep in self.blocked_entry_points.items():
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else ep.value
+            rows.append(PluginInfo(name, f"entry point ({dist})", None, (), ep.value, blocked=True))
         return rows

@@ -44,4 +44,6 @@ def resolve_url(url: str | None) -> str:
 def unknown_scheme_hint(url: str) -> str:
     """Return a hint for a URL whose scheme no plugin serves."""
     scheme = scheme_of(url)
+    if scheme in KNOWN_SCHEMES:
+        return f"no installed plugin serves URL scheme {scheme!r} yet"
     return f"no plugin serves URL scheme {scheme!r}{close_matches(scheme, KNOWN_SCHEMES)}"
