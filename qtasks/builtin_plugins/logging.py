@@ -28,8 +28,9 @@ def qtasks_shutdown(app: Any, component: str) -> None:
 @hookimpl
 def qtasks_task_finished(worker: Any, task: Task) -> None:
     """Log failed and retried tasks at WARNING, the rest at DEBUG."""
-    if task.status in ("error", "retry"):
-        last_line = (task.traceback or "").strip().splitlines()[-1:] or [""]
-        worker.app.log.warning("task %s %s ended %s: %s", task.task_name, task.uuid, task.status, last_line[0])
-    else:
-        worker.app.log.debug("task %s %s ended %s", task.task_name, task.uuid, task.status)
+    if task.status not in ("error", "retry"):
+        if worker.app.log.logger.isEnabledFor(logging.DEBUG):
+            worker.app.log.debug("task %s %s ended %s", task.task_name, task.uuid, task.status)
+        return
+    last_line = (task.traceback or "").strip().splitlines()[-1:] or [""]
+    worker.app.log.warning("task %s %s ended %s: %s", task.task_name, task.uuid, task.status, last_line[0])

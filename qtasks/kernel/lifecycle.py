@@ -82,9 +82,13 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
     worker.running[message.uuid] = delivery
     try:
         call = await dispatcher.pipe("qtasks_task_resolve_args", worker=worker, call=call)
-        async with AsyncExitStack() as stack:
-            await dispatcher.scope("qtasks_task_scope", stack, worker=worker, call=call)
-            result = await worker.executor_for(definition).execute(worker, call)
+        executor = worker.executor_for(definition)
+        if dispatcher.chain("qtasks_task_scope"):
+            async with AsyncExitStack() as stack:
+                await dispatcher.scope("qtasks_task_scope", stack, worker=worker, call=call)
+                result = await executor.execute(worker, call)
+        else:
+            result = await executor.execute(worker, call)
         result = await dispatcher.pipe("qtasks_task_result", worker=worker, call=call, result=result)
         final = attrs.evolve(process, status="success", returning=result, updated_at=now())
     except anyio.get_cancelled_exc_class():
