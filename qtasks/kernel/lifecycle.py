@@ -40,12 +40,12 @@ async def _finish(worker: Worker, delivery: Delivery, message: TaskMessage, task
     dispatcher = app.dispatcher
     task = await dispatcher.pipe("qtasks_task_status", worker=worker, task=task)
     try:
-        await app.storage.save(task)
+        await worker.storage.save(task)
     except SerializationError as error:
         task = attrs.evolve(task, status="error", returning=None, traceback=f"the result cannot be stored: {error}")
-        await app.storage.save(task)
+        await worker.storage.save(task)
     await dispatcher.notify("qtasks_task_finished", worker=worker, task=task)
-    await app.broker.ack(delivery)
+    await worker.broker.ack(delivery)
     await dispatcher.notify("qtasks_task_acknowledged", worker=worker, message=message)
 
 
@@ -63,7 +63,7 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
     app = worker.app
     dispatcher = app.dispatcher
     try:
-        message = app.serializer.loads(delivery.envelope.payload)
+        message = worker.serializer.loads(delivery.envelope.payload)
     except SerializationError as error:
         await _undecodable(worker, delivery, error)
         return
@@ -76,7 +76,7 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
         await _finish(worker, delivery, message, attrs.evolve(process, status="error", traceback=reason))
         return
     process = await dispatcher.pipe("qtasks_task_status", worker=worker, task=process)
-    await app.storage.save(process)
+    await worker.storage.save(process)
     await dispatcher.notify("qtasks_task_received", worker=worker, task=process)
     call = ExecutionCall(definition=definition, message=message, args=tuple(message.args), kwargs=dict(message.kwargs), attempt=delivery.delivery_count)
     worker.running[message.uuid] = delivery
@@ -115,16 +115,16 @@ async def _retry(worker: Worker, delivery: Delivery, message: TaskMessage, proce
     app = worker.app
     record = attrs.evolve(process, status="retry", traceback=decision.reason or format_error(error), updated_at=now())
     record = await app.dispatcher.pipe("qtasks_task_status", worker=worker, task=record)
-    await app.storage.save(record)
+    await worker.storage.save(record)
     await app.dispatcher.notify("qtasks_task_finished", worker=worker, task=record)
-    await app.broker.requeue(delivery, decision.delay)
+    await worker.broker.requeue(delivery, decision.delay)
 
 
 async def hand_back(worker: Worker, delivery: Delivery, process: Task | None = None) -> None:
     """Give a delivery back to the broker (graceful stop); its record returns to ``new``."""
     if process is not None:
-        await worker.app.storage.save(attrs.evolve(process, status="new", updated_at=now()))
-    await worker.app.broker.requeue(delivery, 0.0)
+        await worker.storage.save(attrs.evolve(process, status="new", updated_at=now()))
+    await worker.broker.requeue(delivery, 0.0)
 
 
 async def _undecodable(worker: Worker, delivery: Delivery, error: Exception) -> None:
@@ -135,8 +135,8 @@ async def _undecodable(worker: Worker, delivery: Delivery, error: Exception) -> 
     except ValueError:
         task_id = None
     if task_id is not None:
-        stored = await app.storage.get(task_id)
+        stored = await worker.storage.get(task_id)
         base = stored or Task(status="error", uuid=task_id, priority=delivery.envelope.priority, task_name="<undecodable>")
-        await app.storage.save(attrs.evolve(base, status="error", traceback=reason, updated_at=now()))
+        await worker.storage.save(attrs.evolve(base, status="error", traceback=reason, updated_at=now()))
     app.log.error("task %s: %s", delivery.envelope.uuid, reason)
-    await app.broker.ack(delivery)
+    await worker.broker.ack(delivery)

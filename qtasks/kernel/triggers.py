@@ -64,7 +64,7 @@ class Dispatcher:
         for func, argnames, is_async, plugin in chain:
             try:
                 result = func(*[kwargs[a] for a in argnames])
-                if is_async or inspect.isawaitable(result):
+                if is_async or (result is not None and inspect.isawaitable(result)):
                     await result
             except ControlFlow:
                 raise
@@ -78,7 +78,7 @@ class Dispatcher:
             chain = self.chain(hook)
         for func, argnames, is_async, _plugin in chain:
             result = func(*[kwargs[a] for a in argnames])
-            if is_async or inspect.isawaitable(result):
+            if is_async or (result is not None and inspect.isawaitable(result)):
                 result = await result
             if result is not None:
                 return result
@@ -94,7 +94,7 @@ class Dispatcher:
             chain = self.chain(hook)
         for func, argnames, is_async, plugin in chain:
             result = func(*[kwargs[a] for a in argnames])
-            if is_async or inspect.isawaitable(result):
+            if is_async or (result is not None and inspect.isawaitable(result)):
                 result = await result
             if result is not None:
                 if spec.value_type is not None and not isinstance(result, spec.value_type):

@@ -1,14 +1,14 @@
-"""The worker: claims up to its free slots, runs tasks on bounded consumers, drains on stop."""
+"""The worker: bounded consumers that claim in batches up to the idle slots, and drain on stop."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from qtasks.errors import ConfigurationError
 from qtasks.kernel.lifecycle import hand_back, process_delivery
@@ -26,8 +26,10 @@ CLAIM_WAIT = 5.0
 class Worker:
     """Runs the tasks of one app with at most ``concurrency`` of them in flight.
 
-    One claimer asks the broker for as many deliveries as there are free slots; ``concurrency``
-    consumers run them. ``request_stop()`` stops claiming; running tasks get ``grace_period``
+    ``concurrency`` consumers each run one task at a time. An idle consumer takes the next
+    claimed delivery; when there is none, one of the idle consumers asks the broker for as many
+    deliveries as there are idle consumers (never more than the free slots) while the others
+    wait for its answer. ``request_stop()`` stops claiming; running tasks get ``grace_period``
     seconds to finish, after which they are cancelled and handed back to the broker, as are
     claimed deliveries that had not started.
     """
@@ -43,10 +45,17 @@ class Worker:
         self.stopping = anyio.Event()
         self.stopped = anyio.Event()
         self.running: dict[str, Delivery] = {}
-        self._in_flight = 0
-        self._slot_freed = anyio.Event()
+        self._claimed: deque[Delivery] = deque()
+        self._idle = 0
+        self._claiming = False
+        self._claim_done: anyio.Event | None = None
         self._claim_scope: anyio.CancelScope | None = None
         self._executors: dict[str, Any] = {}
+        self.broker: Any = None
+        self.storage: Any = None
+        self.serializer: Any = None
+        self._consumers_left = concurrency
+        self._drained = anyio.Event()
 
     def executor_for(self, definition: TaskDefinition) -> Any:
         """Return the executor of a task definition, made once by ``qtasks_make_executor``."""
@@ -65,7 +74,6 @@ class Worker:
         """Stop claiming; running tasks finish within the grace period."""
         if not self.stopping.is_set():
             self.stopping.set()
-            self._slot_freed.set()
             if self._claim_scope is not None:
                 self._claim_scope.cancel()
 
@@ -73,57 +81,59 @@ class Worker:
         """Run until ``request_stop()``; returns once every claimed delivery is done or handed back."""
         app = self.app
         await app.start()
+        self.broker, self.storage, self.serializer = app.broker, app.storage, app.serializer
         await app.dispatcher.notify("qtasks_startup", app=app, component="worker")
-        send, receive = anyio.create_memory_object_stream[Delivery](self.concurrency)
-        all_done = anyio.Event()
-        active = [self.concurrency]
         try:
             async with anyio.create_task_group() as consumers:
                 for _ in range(self.concurrency):
-                    consumers.start_soon(self._consume, receive.clone(), active, all_done)
-                receive.close()
-                async with send:
-                    await self._claim_loop(send)
+                    consumers.start_soon(self._consume)
+                await self.stopping.wait()
                 with anyio.move_on_after(self.grace_period):
-                    await all_done.wait()
-                if not all_done.is_set():
+                    await self._drained.wait()
+                if self.running:
                     log.warning("grace period of %ss is over: handing %d running task(s) back", self.grace_period, len(self.running))
                 consumers.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
+                while self._claimed:
+                    await hand_back(self, self._claimed.popleft())
                 await app.dispatcher.notify("qtasks_shutdown", app=app, component="worker")
             self.stopped.set()
 
-    async def _claim_loop(self, send: MemoryObjectSendStream[Delivery]) -> None:
-        broker = self.app.broker
-        while not self.stopping.is_set():
-            free = self.concurrency - self._in_flight
-            if free <= 0:
-                self._slot_freed = anyio.Event()
-                await self._slot_freed.wait()
-                continue
-            deliveries: list[Delivery] = []
-            with anyio.CancelScope() as self._claim_scope:
-                deliveries = await broker.claim(self.worker_id, free, CLAIM_WAIT)
-            self._claim_scope = None
-            self._in_flight += len(deliveries)
-            for delivery in deliveries:
-                await send.send(delivery)
-
-    async def _consume(self, receive: MemoryObjectReceiveStream[Delivery], active: list[int], all_done: anyio.Event) -> None:
+    async def _next(self) -> Delivery | None:
+        """Return the next claimed delivery, claiming a batch when none is left; None on stop."""
+        self._idle += 1
         try:
-            async with receive:
-                async for delivery in receive:
-                    try:
-                        if self.stopping.is_set():
-                            with anyio.CancelScope(shield=True):
-                                await hand_back(self, delivery)
-                        else:
-                            await process_delivery(self, delivery)
-                    finally:
-                        self._in_flight -= 1
-                        self._slot_freed.set()
+            while not self.stopping.is_set():
+                if self._claimed:
+                    return self._claimed.popleft()
+                if self._claiming:
+                    if self._claim_done is None:
+                        self._claim_done = anyio.Event()
+                    await self._claim_done.wait()
+                    continue
+                self._claiming = True
+                try:
+                    with anyio.CancelScope() as self._claim_scope:
+                        self._claimed.extend(await self.broker.claim(self.worker_id, self._idle, CLAIM_WAIT))
+                finally:
+                    self._claim_scope = None
+                    self._claiming = False
+                    if self._claim_done is not None:
+                        self._claim_done.set()
+                        self._claim_done = None
+            return None
         finally:
-            active[0] -= 1
-            if active[0] == 0:
-                all_done.set()
+            self._idle -= 1
+
+    async def _consume(self) -> None:
+        try:
+            while True:
+                delivery = await self._next()
+                if delivery is None:
+                    return
+                await process_delivery(self, delivery)
+        finally:
+            self._consumers_left -= 1
+            if self._consumers_left == 0:
+                self._drained.set()
