@@ -162,3 +162,34 @@ async def test_worker_startup_fires_after_components(app: QueueTasks, hook_recor
     async with running_worker(app):
         pass
     assert [c["component"] for c in recorder.of("startup")] == ["app", "broker", "storage", "global_config", "worker"]
+
+
+async def test_a_plugin_raising_around_a_task_fails_that_task_not_the_worker(app: QueueTasks) -> None:
+    from qtasks import hookimpl
+
+    class Faulty:
+        @hookimpl
+        def qtasks_task_status(self, worker: Any, task: Any) -> None:
+            if task.kwargs.get("explode"):
+                raise RuntimeError("plugin bug")
+
+        @hookimpl
+        def qtasks_task_failed(self, worker: Any, call: Any, error: BaseException) -> None:
+            if call.kwargs.get("explode_on_failure"):
+                raise RuntimeError("decider bug")
+
+    app.add_plugin(Faulty())
+
+    @app.task
+    async def work(**kwargs: Any) -> str:
+        if kwargs.get("explode_on_failure"):
+            raise ValueError("task error")
+        return "done"
+
+    async with running_worker(app, concurrency=1):
+        broken = await work.add_task(explode=True, timeout=5)
+        undecided = await work.add_task(explode_on_failure=True, timeout=5)
+        fine = await work.add_task(timeout=5)
+    assert broken.status == "error" and "RuntimeError: plugin bug" in broken.traceback
+    assert undecided.status == "error" and "RuntimeError: decider bug" in undecided.traceback
+    assert fine.status == "success"

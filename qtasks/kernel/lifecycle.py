@@ -17,7 +17,7 @@ from qtasks.kernel.model import Decision, Delivery, ExecutionCall, Task, TaskMes
 if TYPE_CHECKING:
     from qtasks.kernel.worker import Worker
 
-__all__ = ["process_delivery", "hand_back", "format_error"]
+__all__ = ["process_delivery", "fail_delivery", "hand_back", "format_error"]
 
 
 def format_error(error: BaseException) -> str:
@@ -118,6 +118,25 @@ async def _retry(worker: Worker, delivery: Delivery, message: TaskMessage, proce
     await worker.storage.save(record)
     await app.dispatcher.notify("qtasks_task_finished", worker=worker, task=record)
     await worker.broker.requeue(delivery, decision.delay)
+
+
+async def fail_delivery(worker: Worker, delivery: Delivery, error: Exception) -> None:
+    """Record a task as ``error`` when a plugin or component raised around it, outside the task.
+
+    The worker goes on. If even the error record cannot be stored, the delivery goes back to the
+    broker so that the task is not lost.
+    """
+    worker.app._internal_error(error, f"the worker lifecycle of task {delivery.envelope.uuid}")
+    worker.running.pop(delivery.envelope.uuid, None)
+    try:
+        message = worker.serializer.loads(delivery.envelope.payload)
+        record = _record(message, worker, delivery)
+        reason = f"QTasks failed around this task (a plugin or component raised):\n{format_error(error)}"
+        await worker.storage.save(attrs.evolve(record, status="error", traceback=reason, updated_at=now()))
+        await worker.broker.ack(delivery)
+    except Exception:
+        worker.app.log.exception("task %s: cannot record the failure; handing it back", delivery.envelope.uuid)
+        await worker.broker.requeue(delivery, 1.0)
 
 
 async def hand_back(worker: Worker, delivery: Delivery, process: Task | None = None) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from qtasks.errors import ConfigurationError
-from qtasks.kernel.lifecycle import hand_back, process_delivery
+from qtasks.kernel.lifecycle import fail_delivery, hand_back, process_delivery
 from qtasks.kernel.model import Delivery, TaskDefinition
 
 if TYPE_CHECKING:
@@ -132,7 +132,10 @@ class Worker:
                 delivery = await self._next()
                 if delivery is None:
                     return
-                await process_delivery(self, delivery)
+                try:
+                    await process_delivery(self, delivery)
+                except Exception as error:  # a plugin or component raised outside the task itself
+                    await fail_delivery(self, delivery, error)
         finally:
             self._consumers_left -= 1
             if self._consumers_left == 0:
