@@ -3,7 +3,9 @@
 Not a test: it prints figures. Run from the repository root::
 
     .venv/bin/python bench/kernel.py                      # everything, defaults
-    .venv/bin/python bench/kernel.py --tasks 5000 --repeat 1 --only e2e
+    .venv/bin/python bench/kernel.py --tasks 1000 --repeat 25 --only e2e   # short runs: the best
+                                                          # ones catch a noisy machine's quiet windows
+    .venv/bin/python bench/kernel.py --only breakdown     # per-step costs, noise-resistant
     .venv/bin/python bench/kernel.py --profile            # cProfile over one async no-op run
 
 End to end: one process, an async app (``qtasks.asyncio.QueueTasks``) with every default plugin,
@@ -14,6 +16,9 @@ final ``storage.save``) and sets an ``anyio.Event`` at N: no polling sleeps.
 
 Dispatch: ns per ``await app.dispatcher.<mode>(...)`` over ``--calls`` calls, against a bare
 ``await`` of an empty coroutine function.
+
+Breakdown: ``add_task`` and ``process_delivery`` called directly (outside the worker's scheduling)
+and the pieces around them, each the fastest slice of 200 calls. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -270,14 +275,15 @@ async def breakdown_cases(calls: int) -> dict[str, float]:
     payload = app.serializer.dumps(message)
     record = await noop.add_task()
     broker = app.broker
-    for _ in range(calls):
+    claims = max(calls // 10, SLICE)  # best_per_call makes at most this many claims of 10
+    for _ in range(claims * 10):
         await noop.add_task()
 
     async def claim_ten() -> None:  # one batch of 10, as a worker with 10 idle consumers claims
         for delivery in await broker.claim("bench", 10, 0):
             await broker.ack(delivery)
 
-    out["memory broker: claim a batch of 10 + ack each, per delivery"] = await best_per_call(claim_ten, calls // 10) / 10
+    out["memory broker: claim a batch of 10 + ack each, per delivery"] = await best_per_call(claim_ten, claims) / 10
     out["anyio.lowlevel.checkpoint() (one event-loop pass)"] = await best_per_call(anyio.lowlevel.checkpoint, calls)
     out["serializer.dumps(message)"] = await best_per_call(sync(lambda: app.serializer.dumps(message)), calls)
     out["serializer.loads(payload)"] = await best_per_call(sync(lambda: app.serializer.loads(payload)), calls)
