@@ -193,3 +193,71 @@ async def test_entry_point_plugin_is_discovered_and_can_be_turned_off(monkeypatc
 
     monkeypatch.setenv("QTASKS_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert not QueueTasks(name="no-autoload").pm.has_plugin("sample")
+
+
+@pytest.mark.anyio
+async def test_unserialisable_replacement_message_marks_the_record(app: QueueTasks) -> None:
+    import attrs
+
+    from qtasks.errors import SerializationError
+
+    class Spoil:
+        @hookimpl
+        def qtasks_task_enqueue(self, app: Any, message: Any) -> Any:
+            return attrs.evolve(message, args=(object(),))
+
+    app.add_plugin(Spoil())
+    recorded: list[Any] = []
+
+    class Keep:
+        @hookimpl
+        def qtasks_task_store(self, app: Any, task: Any) -> None:
+            recorded.append(task.uuid)
+
+    app.add_plugin(Keep())
+    with pytest.raises(SerializationError):
+        await app.add_task("anything")
+    record = await app.get(recorded[0])
+    assert record.status == "error" and record.traceback.startswith("not queued:")
+    assert app.broker.depth() == 0
+
+
+def test_a_blocked_name_cannot_be_reused(app: QueueTasks) -> None:
+    blocked = QueueTasks(name="blocked-name", disable_plugins=["logging"])
+
+    class Named:
+        name = "logging"
+
+        @hookimpl
+        def qtasks_task_received(self, worker: Any, task: Any) -> None:
+            return None
+
+    with pytest.raises(PluginError, match="plugin name 'logging' is blocked"):
+        blocked.add_plugin(Named())
+
+
+def test_autoload_flag_reads_false_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _sample_installed()
+    monkeypatch.setenv("QTASKS_DISABLE_PLUGIN_AUTOLOAD", "0")
+    assert QueueTasks(name="autoload-on").pm.has_plugin("sample")
+    monkeypatch.setenv("QTASKS_DISABLE_PLUGIN_AUTOLOAD", "yes")
+    assert not QueueTasks(name="autoload-off").pm.has_plugin("sample")
+
+
+def test_internal_error_reporters_are_isolated(app: QueueTasks) -> None:
+    seen: list[str] = []
+
+    class Loud:
+        @hookimpl
+        def qtasks_internal_error(self, app: Any, error: BaseException, where: str) -> None:
+            raise RuntimeError("reporter bug")
+
+    class Quiet:
+        @hookimpl
+        def qtasks_internal_error(self, app: Any, error: BaseException, where: str) -> None:
+            seen.append(where)
+
+    app.add_plugin(Quiet())
+    app.add_plugin(Loud())  # registered last: called first, and raises
+    app._internal_error(ValueError("x"), "somewhere")
+    assert seen == ["somewhere"]

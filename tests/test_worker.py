@@ -193,3 +193,56 @@ async def test_a_plugin_raising_around_a_task_fails_that_task_not_the_worker(app
     assert broken.status == "error" and "RuntimeError: plugin bug" in broken.traceback
     assert undecided.status == "error" and "RuntimeError: decider bug" in undecided.traceback
     assert fine.status == "success"
+
+
+async def test_failures_around_the_task_keep_the_outcome_honest(app: QueueTasks) -> None:
+    import contextlib
+
+    from qtasks import hookimpl
+    from qtasks.errors import TaskCancelError
+
+    runs: list[str] = []
+
+    class Plugins:
+        @hookimpl
+        def qtasks_task_scope(self, worker: Any, call: Any) -> Any:
+            return contextlib.suppress(LookupError) if call.definition.name == "suppressed" else None
+
+        @hookimpl
+        def qtasks_task_result(self, worker: Any, call: Any, result: Any) -> Any:
+            if result == "bad result":
+                raise RuntimeError("result plugin bug")
+            return None
+
+        @hookimpl
+        def qtasks_task_received(self, worker: Any, task: Any) -> None:
+            if task.kwargs.get("cancel_on_receive"):
+                raise TaskCancelError("cancelled by a plugin")
+
+        @hookimpl
+        def qtasks_task_finished(self, worker: Any, task: Any) -> None:
+            if task.kwargs.get("signal_after"):
+                raise TaskCancelError("too late to cancel")
+
+    app.add_plugin(Plugins())
+
+    @app.task
+    async def suppressed() -> None:
+        raise KeyError("swallowed by the scope")
+
+    @app.task(retry=3)
+    async def once(**kwargs: Any) -> str:
+        runs.append("run")
+        return "bad result" if kwargs.get("bad") else "fine"
+
+    async with running_worker(app, concurrency=1):
+        quiet = await suppressed.add_task(timeout=5)
+        bad = await once.add_task(bad=True, timeout=5)
+        assert runs == ["run"]  # a failing result plugin never runs the function again
+        cancelled = await once.add_task(cancel_on_receive=True, timeout=5)
+        late = await once.add_task(signal_after=True, timeout=5)
+    assert (quiet.status, quiet.returning) == ("success", None)
+    assert bad.status == "error" and "result plugin bug" in bad.traceback
+    assert (cancelled.status, cancelled.cancel_reason) == ("cancel", "cancelled by a plugin")
+    assert (late.status, late.returning) == ("success", "fine")
+    assert (await app.get(late.uuid)).status == "success"

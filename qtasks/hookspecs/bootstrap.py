@@ -19,7 +19,8 @@ __all__ = ["qtasks_register_task_options", "qtasks_register_commands", "qtasks_c
 def qtasks_register_task_options(register: OptionRegistrar) -> None:
     """Declare the ``@app.task(...)`` options a plugin owns.
 
-    Fired by the app once, when it loads its plugins (sync-only). Call
+    Fired by the app for each plugin: at construction, and when ``add_plugin`` adds one later
+    (sync-only). Call
     ``register(name, default=..., doc=...)`` for each option; ``@app.task`` rejects any option
     that nobody declared, naming close matches, or the blocked plugin that owns it. The return
     value is ignored.

@@ -32,10 +32,11 @@ async def qtasks_startup(app: AsyncQueueTasks, component: str) -> None:
 
 @trigger("notify", COMPONENTS, reverse=True)
 async def qtasks_shutdown(app: AsyncQueueTasks, component: str) -> None:
-    """A component is about to stop; implementations run in reverse registration order.
+    """A component is about to stop; implementations run in the reverse of their startup order.
 
-    Fired by the worker (worker) after it drained, then by the app (global_config, storage,
-    broker, app) in ``app.stop()``. Notify: errors are logged.
+    Fired by the worker (worker) once it drained, then by the app (global_config, storage,
+    broker, app) when its components stop: when ``serve()`` returns, or in ``app.stop()`` when no
+    worker serves. Notify: errors are logged.
     """
 
 

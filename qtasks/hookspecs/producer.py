@@ -32,9 +32,11 @@ async def qtasks_task_store(app: AsyncQueueTasks, task: Task) -> Task | None:
 
 @trigger("pipe", {"app", "broker"}, value="message", value_type=TaskMessage)
 async def qtasks_task_enqueue(app: AsyncQueueTasks, message: TaskMessage) -> TaskMessage | None:
-    """The message is about to be serialized and pushed to the broker.
+    """The message is about to be pushed to the broker.
 
-    Fired by ``add_task`` after the record is stored. Pipe: return a new :class:`TaskMessage`.
+    Fired by ``add_task`` after the record is stored. Pipe: return a new :class:`TaskMessage`; it
+    is serialized again, and if it cannot be, the stored record becomes ``error`` and
+    ``add_task`` raises ``SerializationError``.
     """
 
 

@@ -53,6 +53,7 @@ async def qtasks_task_scope(worker: Worker, call: ExecutionCall) -> AbstractAsyn
 
     Fired by the worker around the executor call. Scopes are entered in call order and exited in
     reverse, on success, error and cancel alike; an exception raised inside is seen by ``__aexit__``.
+    A scope that suppresses the task's exception makes the task succeed with result None.
     """
 
 
@@ -69,7 +70,8 @@ async def qtasks_task_yielded(worker: Worker, call: ExecutionCall, value: Any) -
 async def qtasks_task_result(worker: Worker, call: ExecutionCall, result: Any) -> Any:
     """The task returned ``result`` (a list for generators). Fired by the worker on success.
 
-    Pipe: a non-None return replaces the result that is stored.
+    Pipe: a non-None return replaces the result that is stored. An implementation that raises
+    ends the task ``error``; the function is not run again.
     """
 
 
@@ -86,7 +88,9 @@ async def qtasks_task_failed(worker: Worker, call: ExecutionCall, error: BaseExc
 async def qtasks_task_status(worker: Worker, task: Task) -> Task | None:
     """A record with a new status (process, retry or a final one) is about to be stored.
 
-    Fired by the worker before each status write. Pipe: return a new :class:`Task` to change it.
+    Fired by the worker before each status write of a run. Records the kernel writes to recover
+    (a hand-back to ``new`` on stop, an undecodable payload, a failure around the task) do not
+    pass through it. Pipe: return a new :class:`Task` to change it.
     """
 
 

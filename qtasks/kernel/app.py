@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,7 +20,7 @@ from qtasks.kernel.global_config import GlobalConfigFacade
 from qtasks.kernel.handles import AsyncTask
 from qtasks.kernel.legacy import plugin_for
 from qtasks.kernel.model import Task, TaskDefinition
-from qtasks.kernel.pluginmanager import QtasksPluginManager, env_list
+from qtasks.kernel.pluginmanager import QtasksPluginManager, env_flag, env_list
 from qtasks.kernel.portal import LoopThread
 from qtasks.kernel.producer import enqueue
 from qtasks.kernel.registry import TaskRegistry
@@ -94,7 +93,7 @@ class AsyncQueueTasks:
         self.dispatcher = self.pm.dispatcher
         self.blocked = list(disable_plugins) + env_list("QTASKS_DISABLE_PLUGINS")
         self.pm.load_builtins(self.blocked)
-        if not os.environ.get("QTASKS_DISABLE_PLUGIN_AUTOLOAD"):
+        if not env_flag("QTASKS_DISABLE_PLUGIN_AUTOLOAD"):
             self.pm.load_entry_points(self.blocked)
         for plugin in plugins:
             self.add_plugin(plugin, origin="plugins=")
@@ -154,10 +153,11 @@ class AsyncQueueTasks:
 
     def _internal_error(self, error: BaseException, where: str) -> None:
         log.error("%s raised %s: %s (the task goes on)", where, type(error).__name__, error, exc_info=error)
-        try:
-            self.pm.hook.qtasks_internal_error(app=self, error=error, where=where)
-        except Exception:  # a failing error reporter must not recurse
-            log.exception("qtasks_internal_error raised")
+        for impl in reversed(self.pm.hook.qtasks_internal_error.get_hookimpls()):
+            try:
+                impl.function(*[{"app": self, "error": error, "where": where}[a] for a in impl.argnames])
+            except Exception:  # a failing error reporter must not recurse, nor stop the others
+                log.exception("qtasks_internal_error in plugin %r raised", impl.plugin_name)
 
     # -- tasks ---------------------------------------------------------------------------------
 

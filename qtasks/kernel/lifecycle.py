@@ -11,7 +11,7 @@ from uuid import UUID
 import anyio
 import attrs
 
-from qtasks.errors import SerializationError, TaskCancelError
+from qtasks.errors import ControlFlow, SerializationError, TaskCancelError
 from qtasks.kernel.model import Decision, Delivery, ExecutionCall, Task, TaskMessage, now
 
 if TYPE_CHECKING:
@@ -44,9 +44,17 @@ async def _finish(worker: Worker, delivery: Delivery, message: TaskMessage, task
     except SerializationError as error:
         task = attrs.evolve(task, status="error", returning=None, traceback=f"the result cannot be stored: {error}")
         await worker.storage.save(task)
-    await dispatcher.notify("qtasks_task_finished", worker=worker, task=task)
+    await _observe(worker, "qtasks_task_finished", task=task)
     await worker.broker.ack(delivery)
-    await dispatcher.notify("qtasks_task_acknowledged", worker=worker, message=message)
+    await _observe(worker, "qtasks_task_acknowledged", message=message)
+
+
+async def _observe(worker: Worker, hook: str, **kwargs: Any) -> None:
+    """Notify observers of an outcome that is already stored: even ControlFlow cannot change it."""
+    try:
+        await worker.app.dispatcher.notify(hook, worker=worker, **kwargs)
+    except ControlFlow as signal:
+        worker.app._internal_error(signal, f"{hook} (the outcome was already stored)")
 
 
 def _outcome(process: Task, decision: Decision) -> Task:
@@ -83,14 +91,13 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
     try:
         call = await dispatcher.pipe("qtasks_task_resolve_args", worker=worker, call=call)
         executor = worker.executor_for(definition)
+        result = None  # stays None when a scope suppresses the task's exception
         if dispatcher.chain("qtasks_task_scope"):
             async with AsyncExitStack() as stack:
                 await dispatcher.scope("qtasks_task_scope", stack, worker=worker, call=call)
                 result = await executor.execute(worker, call)
         else:
             result = await executor.execute(worker, call)
-        result = await dispatcher.pipe("qtasks_task_result", worker=worker, call=call, result=result)
-        final = attrs.evolve(process, status="success", returning=result, updated_at=now())
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):
             await hand_back(worker, delivery, process)
@@ -106,6 +113,10 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
             await _retry(worker, delivery, message, process, decision, error)
             return
         final = _outcome(process, decision)
+    else:
+        # The function ran: a failing result plugin fails the task but never runs it again.
+        result = await dispatcher.pipe("qtasks_task_result", worker=worker, call=call, result=result)
+        final = attrs.evolve(process, status="success", returning=result, updated_at=now())
     finally:
         worker.running.pop(message.uuid, None)
     await _finish(worker, delivery, message, final)
@@ -126,13 +137,22 @@ async def fail_delivery(worker: Worker, delivery: Delivery, error: Exception) ->
     The worker goes on. If even the error record cannot be stored, the delivery goes back to the
     broker so that the task is not lost.
     """
-    worker.app._internal_error(error, f"the worker lifecycle of task {delivery.envelope.uuid}")
+    worker.app._internal_error(error, f"a hook or component around task {delivery.envelope.uuid} (see its traceback)")
     worker.running.pop(delivery.envelope.uuid, None)
     try:
         message = worker.serializer.loads(delivery.envelope.payload)
+    except SerializationError:
+        worker.app.log.error("task %s: undecodable and its failure cannot be stored; dropping it", delivery.envelope.uuid)
+        await worker.broker.ack(delivery)
+        return
+    try:
         record = _record(message, worker, delivery)
-        reason = f"QTasks failed around this task (a plugin or component raised):\n{format_error(error)}"
-        await worker.storage.save(attrs.evolve(record, status="error", traceback=reason, updated_at=now()))
+        if isinstance(error, TaskCancelError):
+            record = attrs.evolve(record, status="cancel", cancel_reason=str(error), updated_at=now())
+        else:
+            reason = f"QTasks failed around this task (a plugin or component raised):\n{format_error(error)}"
+            record = attrs.evolve(record, status="error", traceback=reason, updated_at=now())
+        await worker.storage.save(record)
         await worker.broker.ack(delivery)
     except Exception:
         worker.app.log.exception("task %s: cannot record the failure; handing it back", delivery.envelope.uuid)

@@ -17,11 +17,16 @@ from qtasks.errors import PluginError, close_matches
 from qtasks.hookspecs import PROJECT, SPEC_MODULES, Trigger
 from qtasks.kernel.triggers import Dispatcher
 
-__all__ = ["PluginInfo", "QtasksPluginManager", "ENTRY_POINT_GROUP", "env_list"]
+__all__ = ["PluginInfo", "QtasksPluginManager", "ENTRY_POINT_GROUP", "env_flag", "env_list"]
 
 log = logging.getLogger("qtasks.plugins")
 ENTRY_POINT_GROUP = "qtasks"
 BUILTINS_MODULE = "qtasks.builtin_plugins"  # found by name: the kernel imports no builtin
+
+
+def env_flag(name: str) -> bool:
+    """Read a boolean environment variable: unset, empty, 0, false, no and off are false."""
+    return os.environ.get(name, "").strip().lower() not in {"", "0", "false", "no", "off"}
 
 
 def env_list(name: str) -> list[str]:
@@ -123,6 +128,8 @@ class QtasksPluginManager(pluggy.PluginManager):
 
     def register_as(self, plugin: Any, name: str, origin: str, component: str | None = None) -> str:
         """Register ``plugin`` under ``name`` and remember where it came from for listings."""
+        if self.is_blocked(name):
+            raise PluginError(f"plugin name {name!r} is blocked (disable_plugins / QTASKS_DISABLE_PLUGINS): register it under another name")
         if self.has_plugin(name):
             raise PluginError(f"a plugin named {name!r} is already registered: give this one another name")
         self.register(plugin, name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from qtasks.errors import SerializationError
 from qtasks.kernel.model import Envelope, Task, TaskCall, TaskMessage, new_uuid, now
 
@@ -28,7 +30,8 @@ async def enqueue(app: AsyncQueueTasks, task_name: str, args: tuple[Any, ...], k
     """Store a ``new`` record for the call and queue its message; return the stored record.
 
     The message is serialized before anything is stored, so arguments that cannot travel fail
-    the call without leaving a record behind.
+    the call without leaving a record behind; a message replaced by ``qtasks_task_enqueue`` that
+    cannot be serialized leaves its record ``error`` with the reason.
     """
     if priority is None:
         definition = app.registry.tasks.get(task_name)
@@ -48,7 +51,11 @@ async def enqueue(app: AsyncQueueTasks, task_name: str, args: tuple[Any, ...], k
     await app.storage.save(task)
     queued = await dispatcher.pipe("qtasks_task_enqueue", app=app, message=message)
     if queued is not message:
-        payload = dumps(app, queued)
+        try:
+            payload = dumps(app, queued)
+        except SerializationError as error:
+            await app.storage.save(attrs.evolve(task, status="error", traceback=f"not queued: {error}", updated_at=now()))
+            raise
     await app.broker.enqueue([Envelope(uuid=queued.uuid, priority=queued.priority, payload=payload)])
     await dispatcher.notify("qtasks_task_enqueued", app=app, task=task)
     return task
