@@ -180,7 +180,7 @@ def _hookimpl_plugin(plugin: Any, implemented: list[str], trigger_names: list[st
         if component is not None and component not in specs[hook].fired_by:
             valid = sorted(h for h in implemented if component in specs[h].fired_by)
             raise PluginError(f"{hook} is not fired by component {component!r}; hooks it fires here: {', '.join(valid) or 'none'}")
-    if trigger_names is None:
+    if not trigger_names:
         return plugin
     view = types.SimpleNamespace(**{hook: getattr(plugin, hook) for hook in wanted})
     view.__qtasks_origin__ = plugin
