@@ -246,3 +246,38 @@ async def test_failures_around_the_task_keep_the_outcome_honest(app: QueueTasks)
     assert (cancelled.status, cancelled.cancel_reason) == ("cancel", "cancelled by a plugin")
     assert (late.status, late.returning) == ("success", "fine")
     assert (await app.get(late.uuid)).status == "success"
+
+
+async def test_a_failing_claim_is_retried_not_fatal(app: QueueTasks, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from qtasks.kernel import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "CLAIM_RETRY_DELAY", 0.01)
+    failures = [RuntimeError("broker down"), RuntimeError("still down")]
+
+    @app.task
+    async def ok() -> str:
+        return "ok"
+
+    await app.start()
+    real_claim = app.broker.claim
+
+    async def flaky_claim(*args: Any) -> Any:
+        if failures:
+            raise failures.pop(0)
+        return await real_claim(*args)
+
+    monkeypatch.setattr(app.broker, "claim", flaky_claim)
+    with caplog.at_level("ERROR", logger="qtasks.worker"):
+        async with running_worker(app, concurrency=1):
+            task = await ok.add_task(timeout=5)
+    assert task.status == "success" and failures == []
+    assert [r.getMessage() for r in caplog.records if "claiming" in r.getMessage()] == [
+        "claiming from the broker failed (RuntimeError: broker down); retrying every 0.01s"
+    ]
+
+
+async def test_add_task_validates_priority_and_timeout(app: QueueTasks) -> None:
+    with pytest.raises(TypeError, match="priority must be an int"):
+        await app.add_task("x", priority="high")
+    with pytest.raises(ValueError, match="timeout must be a number of seconds >= 0"):
+        await app.add_task("x", timeout=-1)

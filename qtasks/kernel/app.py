@@ -215,6 +215,10 @@ class AsyncQueueTasks:
         """
         if not isinstance(task_name, str) or not task_name:
             raise TypeError(f"add_task expects the task name first, got {task_name!r}")
+        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+            raise TypeError(f"add_task({task_name!r}): priority must be an int (lower runs first), got {priority!r}")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
+            raise ValueError(f"add_task({task_name!r}): timeout must be a number of seconds >= 0, got {timeout!r}")
         if not self.components.started:
             await self.start()
         task = await enqueue(self, task_name, args, kwargs, priority)

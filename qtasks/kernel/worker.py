@@ -21,6 +21,7 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("qtasks.worker")
 CLAIM_WAIT = 5.0
+CLAIM_RETRY_DELAY = 1.0
 
 
 class Worker:
@@ -54,6 +55,7 @@ class Worker:
         self.broker: Any = None
         self.storage: Any = None
         self.serializer: Any = None
+        self._claim_failures = 0
         self._consumers_left = concurrency
         self._drained = anyio.Event()
 
@@ -115,7 +117,13 @@ class Worker:
                 self._claiming = True
                 try:
                     with anyio.CancelScope() as self._claim_scope:
-                        self._claimed.extend(await self.broker.claim(self.worker_id, self._idle, CLAIM_WAIT))
+                        try:
+                            self._claimed.extend(await self.broker.claim(self.worker_id, self._idle, CLAIM_WAIT))
+                        except Exception as error:  # the broker is unreachable or broken: wait, then retry
+                            self._claim_failed(error)
+                            await anyio.sleep(CLAIM_RETRY_DELAY)
+                        else:
+                            self._claim_failures = 0
                 finally:
                     self._claim_scope = None
                     self._claiming = False
@@ -125,6 +133,12 @@ class Worker:
             return None
         finally:
             self._idle -= 1
+
+    def _claim_failed(self, error: Exception) -> None:
+        """Log a failed claim once per outage (the first failure after a success)."""
+        self._claim_failures += 1
+        if self._claim_failures == 1:
+            log.error("claiming from the broker failed (%s: %s); retrying every %ss", type(error).__name__, error, CLAIM_RETRY_DELAY)
 
     async def _consume(self) -> None:
         try:
