@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["app_main", "log_main"]
+__all__ = ["app_main", "log_main", "kernel_of"]
 
 app_main: Any = None
 log_main: Any = None
+
+
+def kernel_of(app: Any = None) -> Any:
+    """Return the async kernel of ``app`` (a sync or async app), else of ``app_main``, else None."""
+    app = app if app is not None else app_main
+    return getattr(app, "_kernel", app)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from qtasks._state import kernel_of
 from qtasks.errors import QTasksError, close_matches
 from qtasks.kernel.app import AsyncQueueTasks
 from qtasks.kernel.blocking import QueueTasks
@@ -148,7 +149,7 @@ def load_app(spec: str) -> tuple[Any, Any]:
         what = f"{spec} is the class {obj.__name__}" if inspect.isclass(obj) else f"{spec} is {type(obj).__name__}"
     if not _is_app(obj):
         raise CliError(f"{what}, not a QueueTasks app (qtasks.QueueTasks or qtasks.asyncio.QueueTasks); {_app_hint(module)}")
-    return obj, getattr(obj, "_kernel", obj)
+    return obj, kernel_of(obj)
 
 
 def _positive_int(text: str) -> int:
@@ -179,7 +180,7 @@ def run_worker(app: Any, concurrency: int | None) -> int:
     """
     import anyio
 
-    kernel = getattr(app, "_kernel", app)
+    kernel = kernel_of(app)
     _configure_logging()
     slots = concurrency or kernel.config.max_tasks_process
     log.info("serving app %r on %s, %d task(s) at once; SIGINT or SIGTERM stops it", kernel.name, redact_url(kernel.url), slots)
@@ -210,7 +211,7 @@ def build_parser(app: Any = None) -> QtasksArgumentParser:
                      help="tasks run at once (default: the app's config.max_tasks_process)")
     run.set_defaults(func=lambda args, kernel: run_worker(app, args.concurrency))
     if app is not None:
-        kernel = getattr(app, "_kernel", app)
+        kernel = kernel_of(app)
         kernel.pm.hook.qtasks_register_commands(commands=commands, app=kernel)
     return parser
 
@@ -225,7 +226,7 @@ def _main(argv: list[str]) -> int:
     func = getattr(args, "func", None)
     if func is None:
         raise CliError(f"command {args.command!r} registered no handler: its plugin must call set_defaults(func=...)")
-    kernel = getattr(app, "_kernel", app)
+    kernel = kernel_of(app)
     result = func(args, kernel)
     return 0 if result is None else int(result)
 

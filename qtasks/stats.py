@@ -6,20 +6,17 @@ import inspect as pyinspect
 import json as jsonlib
 from typing import Any
 
+from qtasks._state import kernel_of
 from qtasks.kernel.portal import run_blocking
 
 __all__ = ["AsyncStats", "SyncStats", "InspectStats"]
-
-
-def _kernel(app: Any) -> Any:
-    return getattr(app, "_kernel", app)
 
 
 class InspectStats:
     """Describes an app's tasks and plugins (what the original ``InspectStats`` showed)."""
 
     def __init__(self, app: Any) -> None:
-        self._app = _kernel(app)
+        self._app = kernel_of(app)
 
     def app(self, json: bool = False) -> Any:
         """The app's name, URL scheme, task count and plugin hooks."""
@@ -55,7 +52,7 @@ class AsyncStats:
     """``await AsyncStats(app).inspect()`` fires ``qtasks_stats_inspected`` and returns an :class:`InspectStats`."""
 
     def __init__(self, app: Any, plugins: Any = None) -> None:
-        self.app = _kernel(app)
+        self.app = kernel_of(app)
 
     async def inspect(self) -> InspectStats:
         """Fire ``qtasks_stats_inspected`` and return the inspector."""

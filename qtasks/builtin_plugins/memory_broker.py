@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import attrs
 
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import Delivery, Envelope
@@ -106,9 +107,7 @@ class MemoryBroker:
         if envelope is None:
             return
         if delay > 0:
-            from attrs import evolve
-
-            envelope = evolve(envelope, not_before=time.time() + delay)
+            envelope = attrs.evolve(envelope, not_before=time.time() + delay)
         self._push(envelope)
         self._wake()
 

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["Components", "STARTED_IN_ORDER"]
 
 STARTED_IN_ORDER = ("broker", "storage", "global_config")
-_PROVIDERS = {"broker": "broker", "storage": "storage", "global_config": "global_config", "serializer": "serializer"}
 
 
 class Components:
@@ -36,7 +35,7 @@ class Components:
         """The error for a component that no plugin provides, naming blocked plugins."""
         app = self._app
         hook = f"qtasks_make_{what}"
-        blocked = [b for b in app.blocked if _PROVIDERS[what] in b]
+        blocked = [b for b in app.blocked if what in b]
         if blocked:
             names = ", ".join(repr(b) for b in blocked)
             return ConfigurationError(f"no {what}: {names} blocked and nothing implements {hook} for {redact_url(app.url)!r}")

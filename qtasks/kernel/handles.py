@@ -8,6 +8,7 @@ from uuid import UUID
 
 import attrs
 
+from qtasks import _state
 from qtasks.errors import TaskCancelError
 from qtasks.kernel.model import Task, TaskDefinition
 from qtasks.kernel.portal import run_blocking
@@ -84,13 +85,10 @@ class _TaskHandle:
         return self._definition
 
     def _kernel(self) -> AsyncQueueTasks:
-        if self._app is not None:
-            return self._app
-        from qtasks import _state
-
-        if _state.app_main is None:
+        kernel = _state.kernel_of(self._app)
+        if kernel is None:
             raise ImportError("Unable to get app! Create a QueueTasks before using this task.")
-        return getattr(_state.app_main, "_kernel", _state.app_main)
+        return kernel
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._definition.name!r}>"

@@ -99,12 +99,12 @@ class Task:
 
 
 def _owner(task: Task) -> Any:
-    from qtasks import _state  # late: _state imports nothing of the kernel
+    from qtasks import _state
 
-    app = task.app or _state.app_main
-    if app is None:
+    kernel = _state.kernel_of(task.app)
+    if kernel is None:
         raise RuntimeError("this Task has no app: create a QueueTasks first, or call app.get(uuid)")
-    return getattr(app, "_kernel", app)
+    return kernel
 
 
 @attrs.frozen(kw_only=True)

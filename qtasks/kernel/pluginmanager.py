@@ -142,7 +142,9 @@ class QtasksPluginManager(pluggy.PluginManager):
         """Register every builtin plugin by its short name, except the blocked ones."""
         blocked = set(blocked)
         default_plugins: dict[str, str] = importlib.import_module(BUILTINS_MODULE).DEFAULT_PLUGINS
-        unknown = blocked - set(default_plugins) - {n for n, _ in self._entry_points()}
+        unknown = blocked - set(default_plugins)
+        if unknown:
+            unknown -= {n for n, _ in self._entry_points()}
         if unknown:
             name = sorted(unknown)[0]
             raise PluginError(

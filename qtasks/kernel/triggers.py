@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pluggy
@@ -116,7 +116,7 @@ class Dispatcher:
                 result = await result
             if result is None:
                 continue
-            if isinstance(result, AbstractAsyncContextManager) or hasattr(result, "__aenter__"):
+            if hasattr(result, "__aenter__"):
                 await stack.enter_async_context(result)
             elif hasattr(result, "__enter__"):
                 stack.enter_context(result)
