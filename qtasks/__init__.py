@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from qtasks.errors import ConfigurationError, PluginError, QTasksError, SerializationError, TaskCancelError, UnknownOptionError
+from qtasks.errors import BrokerUnavailable, ConfigurationError, PluginError, QTasksError, SerializationError, TaskCancelError, UnknownOptionError
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.blocking import QueueTasks
 from qtasks.kernel.config import QueueConfig
-from qtasks.kernel.model import Decision, ExecutionCall, Task, TaskCall, TaskMessage, TaskStatusEnum
+from qtasks.kernel.model import Call, Decision, ExecutionCall, Task, TaskCall, TaskMessage, TaskStatusEnum
 from qtasks.version import __version__
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "QueueConfig",
     "hookimpl",
     "Task",
+    "Call",
     "TaskCall",
     "TaskMessage",
     "ExecutionCall",
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigurationError",
     "PluginError",
     "SerializationError",
+    "BrokerUnavailable",
     "UnknownOptionError",
     "TaskCancelError",
     "__version__",

@@ -12,6 +12,7 @@ __all__ = [
     "UnknownTaskError",
     "UnknownOptionError",
     "SerializationError",
+    "BrokerUnavailable",
     "ControlFlow",
     "TaskCancelError",
     "TaskPluginTriggerError",
@@ -49,6 +50,10 @@ class UnknownOptionError(ConfigurationError, TypeError):
 
 class SerializationError(QTasksError, TypeError):
     """Task arguments or a result that the wire format cannot carry."""
+
+
+class BrokerUnavailable(QTasksError, ConnectionError):
+    """The broker or storage server did not answer within ``broker_timeout`` seconds."""
 
 
 class ControlFlow(Exception):

@@ -272,7 +272,7 @@ async def test_a_failing_claim_is_retried_not_fatal(app: QueueTasks, monkeypatch
             task = await ok.add_task(timeout=5)
     assert task.status == "success" and failures == []
     assert [r.getMessage() for r in caplog.records if "claiming" in r.getMessage()] == [
-        "claiming from the broker failed (RuntimeError: broker down); retrying every 0.01s"
+        "claiming from the broker failed (RuntimeError: broker down); retrying with backoff up to 2.0s"
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from typing import Any
 from uuid import UUID
 
@@ -15,11 +17,27 @@ __all__ = ["MemoryStorage", "qtasks_make_storage"]
 
 
 class MemoryStorage:
-    """Keeps records in one process; ``wait`` returns as soon as ``save`` stores a final status."""
+    """Keeps records in one process; ``wait`` returns as soon as ``save`` stores a final status.
 
-    def __init__(self) -> None:
+    Args:
+        result_ttl: Seconds a final record is kept.
+    """
+
+    def __init__(self, result_ttl: float = 86400.0) -> None:
+        self.result_ttl = result_ttl
         self._records: dict[UUID, Task] = {}
         self._waiters: dict[UUID, anyio.Event] = {}
+        self._expiry: dict[UUID, float] = {}
+        self._expiring: deque[tuple[float, UUID]] = deque()
+
+    def _expire(self) -> None:
+        clock = time.monotonic()
+        while self._expiring and self._expiring[0][0] <= clock:
+            _, uuid = self._expiring.popleft()
+            deadline = self._expiry.get(uuid)
+            if deadline is not None and deadline <= clock:
+                del self._expiry[uuid]
+                self._records.pop(uuid, None)
 
     async def start(self) -> None:
         """Nothing to open."""
@@ -31,19 +49,26 @@ class MemoryStorage:
 
     async def save(self, task: Task) -> None:
         """Store the record and wake whoever waits for it when its status is final."""
+        self._expire()
         self._records[task.uuid] = task
-        if task.status in FINAL_STATUSES:
+        if task.status not in FINAL_STATUSES:
+            self._expiry.pop(task.uuid, None)
+        else:
+            deadline = time.monotonic() + self.result_ttl
+            self._expiry[task.uuid] = deadline
+            self._expiring.append((deadline, task.uuid))
             event = self._waiters.pop(task.uuid, None)
             if event is not None:
                 event.set()
 
     async def get(self, uuid: UUID) -> Task | None:
-        """Return the record, or None."""
+        """Return the record, or None (also once it has expired)."""
+        self._expire()
         return self._records.get(uuid)
 
     async def wait(self, uuid: UUID, timeout: float) -> Task | None:
         """Return the record once final, or None after ``timeout`` (or at once for an unknown uuid)."""
-        task = self._records.get(uuid)
+        task = await self.get(uuid)
         if task is None or task.status in FINAL_STATUSES:
             return task
         event = self._waiters.get(uuid)
@@ -58,10 +83,12 @@ class MemoryStorage:
         """Drop every record."""
         count = len(self._records)
         self._records.clear()
+        self._expiry.clear()
+        self._expiring.clear()
         return count
 
 
 @hookimpl(trylast=True)
 def qtasks_make_storage(app: Any, url: str) -> MemoryStorage | None:
     """Serve ``memory://`` URLs."""
-    return MemoryStorage() if scheme_of(url) == "memory" else None
+    return MemoryStorage(result_ttl=app.config.result_ttl) if scheme_of(url) == "memory" else None

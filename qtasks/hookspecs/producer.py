@@ -24,25 +24,27 @@ async def qtasks_task_prepare(app: AsyncQueueTasks, call: TaskCall) -> TaskCall 
 
 @trigger("pipe", {"app", "broker", "storage"}, value="task", value_type=Task)
 async def qtasks_task_store(app: AsyncQueueTasks, task: Task) -> Task | None:
-    """The ``new`` record is about to be written to storage.
+    """The ``new`` record is about to be stored (with its message, in the same step).
 
-    Fired by ``add_task`` after prepare. Pipe: return a new :class:`Task` to change what is stored.
+    Fired by ``add_task`` and ``add_tasks`` after prepare. Pipe: return a new :class:`Task` to
+    change what is stored.
     """
 
 
 @trigger("pipe", {"app", "broker"}, value="message", value_type=TaskMessage)
 async def qtasks_task_enqueue(app: AsyncQueueTasks, message: TaskMessage) -> TaskMessage | None:
-    """The message is about to be pushed to the broker.
+    """The message is about to be queued; nothing is stored yet.
 
-    Fired by ``add_task`` after the record is stored. Pipe: return a new :class:`TaskMessage`; it
-    is serialized again, and if it cannot be, the stored record becomes ``error`` and
-    ``add_task`` raises ``SerializationError``.
+    Fired by ``add_task`` and ``add_tasks`` after ``qtasks_task_store``. Pipe: return a new
+    :class:`TaskMessage`; it is serialized again, and if it cannot be, ``add_task`` raises
+    ``SerializationError`` and nothing is stored or queued.
     """
 
 
 @trigger("notify", {"app", "broker"})
 async def qtasks_task_enqueued(app: AsyncQueueTasks, task: Task) -> None:
-    """The task is stored and queued. Fired by ``add_task`` last. Notify: errors are logged."""
+    """The task is stored and queued. Fired by ``add_task`` (and for each task of ``add_tasks``)
+    last. Notify: errors are logged."""
 
 
 @trigger("pipe", {"app", "broker", "storage"}, value="task", value_type=Task)

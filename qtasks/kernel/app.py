@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -19,11 +20,12 @@ from qtasks.kernel.config import QueueConfig
 from qtasks.kernel.global_config import GlobalConfigFacade
 from qtasks.kernel.handles import AsyncTask
 from qtasks.kernel.legacy import plugin_for
-from qtasks.kernel.model import Task, TaskDefinition
+from qtasks.kernel.model import Task, TaskDefinition, now
 from qtasks.kernel.pluginmanager import QtasksPluginManager, env_flag, env_list
 from qtasks.kernel.portal import LoopThread
-from qtasks.kernel.producer import enqueue
+from qtasks.kernel.producer import check_call, enqueue, enqueue_many, not_before
 from qtasks.kernel.registry import TaskRegistry
+from qtasks.kernel.steps import Steps
 from qtasks.kernel.urls import resolve_url
 from qtasks.logs import Logger
 
@@ -206,25 +208,70 @@ class AsyncQueueTasks:
 
     # -- producer ------------------------------------------------------------------------------
 
-    async def add_task(self, task_name: str, *args: Any, priority: int | None = None, timeout: float | None = None, **kwargs: Any) -> Task | None:
+    @property
+    def steps(self) -> Steps:
+        """The record-and-queue steps over the started broker and storage."""
+        steps = self.components.steps
+        if steps is None:
+            raise RuntimeError("the app is not started: await app.start() first")
+        return steps
+
+    async def add_task(self, task_name: str, *args: Any, priority: int | None = None, timeout: float | None = None, countdown: float | None = None, eta: datetime | None = None, **kwargs: Any) -> Task | None:
         """Enqueue ``task_name(*args, **kwargs)``.
+
+        Args:
+            task_name: A registered task's name.
+            priority: Lower runs first; default the task's own priority.
+            timeout: Wait this many seconds for the task to end.
+            countdown: Run no sooner than this many seconds from now.
+            eta: Run no sooner than this aware datetime.
 
         Returns:
             The stored ``new`` record; with ``timeout``, the final record, or None when the
             time runs out.
         """
-        if not isinstance(task_name, str) or not task_name:
-            raise TypeError(f"add_task expects the task name first, got {task_name!r}")
-        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
-            raise TypeError(f"add_task({task_name!r}): priority must be an int (lower runs first), got {priority!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
-            raise ValueError(f"add_task({task_name!r}): timeout must be a number of seconds >= 0, got {timeout!r}")
+        check_call(task_name, priority, timeout)
+        due = not_before(task_name, countdown, eta)
         if not self.components.started:
             await self.start()
-        task = await enqueue(self, task_name, args, kwargs, priority)
+        task = await enqueue(self, task_name, args, kwargs, priority, due)
         if timeout is None:
             return task
         return await self.wait_result(task.uuid, timeout)
+
+    async def add_tasks(self, task_name: str, calls: Iterable[Any], *, priority: int | None = None, countdown: float | None = None, eta: datetime | None = None) -> list[Task]:
+        """Enqueue many calls of one task in one step (all or none).
+
+        Args:
+            task_name: A registered task's name.
+            calls: One item per task: a tuple of positional arguments, a dict of keyword
+                arguments, or ``qtasks.Call(*args, **kwargs)``.
+            priority: As for ``add_task``, for every task.
+            countdown: As for ``add_task``.
+            eta: As for ``add_task``.
+
+        Returns:
+            The stored ``new`` records, in the order of ``calls``.
+        """
+        check_call(task_name, priority, None)
+        due = not_before(task_name, countdown, eta)
+        if not self.components.started:
+            await self.start()
+        return await enqueue_many(self, task_name, calls, priority, due)
+
+    async def cancel(self, uuid: UUID | str, reason: str = "") -> bool:
+        """Cancel a task that is still queued: it will not run and its status becomes ``cancel``.
+
+        Returns:
+            False when the task is unknown, already claimed by a worker, or finished.
+        """
+        if not self.components.started:
+            await self.start()
+        task = await self.storage.get(_as_uuid(uuid))
+        if task is None or task.finished:
+            return False
+        cancelled = attrs.evolve(task, status="cancel", cancel_reason=reason or "cancelled before it ran", updated_at=now())
+        return await self.steps.cancel(cancelled)
 
     async def get(self, uuid: UUID | str) -> Task | None:
         """Return the stored record of a task, or None if there is none."""

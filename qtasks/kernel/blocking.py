@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +43,14 @@ class QueueTasks:
     def add_task(self, task_name: str, *args: Any, priority: int | None = None, timeout: float | None = None, **kwargs: Any) -> Task | None:
         """Enqueue a task; with ``timeout``, block until it ends (None when the time runs out)."""
         return run_blocking(self._kernel, self._kernel.add_task, task_name, *args, priority=priority, timeout=timeout, **kwargs)
+
+    def add_tasks(self, task_name: str, calls: Iterable[Any], **options: Any) -> list[Task]:
+        """Enqueue many calls of one task in one step; see ``qtasks.asyncio.QueueTasks.add_tasks``."""
+        return run_blocking(self._kernel, self._kernel.add_tasks, task_name, list(calls), **options)
+
+    def cancel(self, uuid: UUID | str, reason: str = "") -> bool:
+        """Cancel a task that is still queued; see ``qtasks.asyncio.QueueTasks.cancel``."""
+        return run_blocking(self._kernel, self._kernel.cancel, uuid, reason)
 
     def get(self, uuid: UUID | str) -> Task | None:
         """Return a task's stored record, or None."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from qtasks.errors import ConfigurationError
+from qtasks.kernel.steps import Steps
 from qtasks.kernel.urls import redact_url, unknown_scheme_hint
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class Components:
         self._app = app
         self._made: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         self.started = False
+        self.steps: Steps | None = None
         self._lock: anyio.Lock | None = None
 
     def missing(self, what: str) -> ConfigurationError:
@@ -63,6 +65,7 @@ class Components:
                 return
             self.get("serializer")
             components = [(what, self.get(what)) for what in STARTED_IN_ORDER]
+            self.steps = Steps(self.get("broker"), self.get("storage"))
             notify = self._app.dispatcher.notify
             await notify("qtasks_startup", app=self._app, component="app")
             for what, component in components:

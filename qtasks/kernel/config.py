@@ -37,6 +37,12 @@ class QueueConfig:
 
     Every field can be set from the environment as ``QTASKS_<FIELD>`` (lists comma-separated).
     ``subscribe(callback)`` calls ``callback(config, key, value)`` on every change.
+
+    Reliability settings: ``task_lease`` (seconds a claimed task stays leased without a renewal;
+    a dead worker's tasks run again after at most this long), ``max_deliveries`` (claims that may
+    end without an ack before the task is dead-lettered), ``result_ttl`` (seconds a final record
+    is kept) and ``broker_timeout`` (seconds a call retries an unreachable broker before
+    ``BrokerUnavailable``).
     """
 
     max_tasks_process: int = 10
@@ -51,6 +57,10 @@ class QueueConfig:
     result_statuses_end: list[str] = attrs.field(factory=lambda: ["success", "error", "cancel"])
     environ_prefix: str = "QTASKS_"
     graceful_stop_timeout: float = 30.0
+    task_lease: float = 30.0
+    max_deliveries: int = 5
+    result_ttl: float = 86400.0
+    broker_timeout: float = 10.0
     global_config_status_ttl: int = 20
     global_config_status_set_periodic: int = 17
     _subscribers: list[Callable[[QueueConfig, str, Any], None]] = attrs.field(factory=list, alias="_subscribers")

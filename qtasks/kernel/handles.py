@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -103,6 +104,11 @@ class AsyncTask(_TaskHandle):
             priority = self._definition.priority
         return await self._kernel().add_task(task_name or self._definition.name, *args, priority=priority, timeout=timeout, **kwargs)
 
+    async def add_tasks(self, calls: Iterable[Any], *, priority: int | None = None, **options: Any) -> list[Task]:
+        """Enqueue many calls of this task in one step; see ``QueueTasks.add_tasks``."""
+        chosen = self._definition.priority if priority is None else priority
+        return await self._kernel().add_tasks(self._definition.name, calls, priority=chosen, **options)
+
     def __call__(self, *args: Any, priority: int | None = None, timeout: float | None = None, task_name: str | None = None, **kwargs: Any) -> AsyncTaskCls:
         """Build a deferred call; nothing runs until its ``add_task()``."""
         return AsyncTaskCls(task_name=task_name, priority=priority, timeout=timeout, args=args, kwargs=kwargs, task=self)
@@ -117,6 +123,12 @@ class SyncTask(_TaskHandle):
             priority = self._definition.priority
         kernel = self._kernel()
         return run_blocking(kernel, kernel.add_task, task_name or self._definition.name, *args, priority=priority, timeout=timeout, **kwargs)
+
+    def add_tasks(self, calls: Iterable[Any], *, priority: int | None = None, **options: Any) -> list[Task]:
+        """Enqueue many calls of this task in one step and block; see ``QueueTasks.add_tasks``."""
+        chosen = self._definition.priority if priority is None else priority
+        kernel = self._kernel()
+        return run_blocking(kernel, kernel.add_tasks, self._definition.name, list(calls), priority=chosen, **options)
 
     def __call__(self, *args: Any, priority: int | None = None, timeout: float | None = None, task_name: str | None = None, **kwargs: Any) -> SyncTaskCls:
         """Build a deferred call; nothing runs until its ``add_task()``."""

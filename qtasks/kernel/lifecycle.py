@@ -11,13 +11,13 @@ from uuid import UUID
 import anyio
 import attrs
 
-from qtasks.errors import ControlFlow, SerializationError, TaskCancelError
+from qtasks.errors import BrokerUnavailable, ControlFlow, SerializationError, TaskCancelError
 from qtasks.kernel.model import Decision, Delivery, ExecutionCall, Task, TaskMessage, now
 
 if TYPE_CHECKING:
     from qtasks.kernel.worker import Worker
 
-__all__ = ["process_delivery", "fail_delivery", "hand_back", "format_error"]
+__all__ = ["process_delivery", "fail_delivery", "hand_back", "format_error", "persist"]
 
 
 def format_error(error: BaseException) -> str:
@@ -40,13 +40,36 @@ async def _finish(worker: Worker, delivery: Delivery, message: TaskMessage, task
     dispatcher = app.dispatcher
     task = await dispatcher.pipe("qtasks_task_status", worker=worker, task=task)
     try:
-        await worker.storage.save(task)
+        await persist(worker, worker.steps.ack, task, delivery)
     except SerializationError as error:
         task = attrs.evolve(task, status="error", returning=None, traceback=f"the result cannot be stored: {error}")
-        await worker.storage.save(task)
+        await persist(worker, worker.steps.ack, task, delivery)
     await _observe(worker, "qtasks_task_finished", task=task)
-    await worker.broker.ack(delivery)
     await _observe(worker, "qtasks_task_acknowledged", message=message)
+
+
+async def persist(worker: Worker, step: Any, *args: Any) -> None:
+    """Run a record-and-queue step, retrying while the broker is unreachable.
+
+    The outcome is already known, so it is worth waiting for: the step is retried with backoff
+    (logged once per outage) until it succeeds or the worker is cancelled, in which case the
+    lease runs out and the task runs again elsewhere.
+    """
+    delay = 0.05
+    failures = 0
+    while True:
+        try:
+            await step(*args)
+        except (BrokerUnavailable, ConnectionError, OSError) as error:
+            failures += 1
+            if failures == 1:
+                worker.app.log.error("storing an outcome failed (%s: %s); retrying until the broker answers", type(error).__name__, error)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        else:
+            if failures:
+                worker.app.log.info("the broker answers again; outcome stored after %d retries", failures)
+            return
 
 
 async def _observe(worker: Worker, hook: str, **kwargs: Any) -> None:
@@ -77,6 +100,14 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
         return
     message = await dispatcher.pipe("qtasks_task_claimed", worker=worker, message=message)
     process = _record(message, worker, delivery)
+    if delivery.lost >= worker.max_deliveries:
+        reason = (
+            f"dead-lettered: delivered {delivery.lost} time(s) without finishing (its worker died or lost its lease); "
+            f"max_deliveries is {worker.max_deliveries}"
+        )
+        await persist(worker, worker.steps.dead_letter, attrs.evolve(process, status="error", traceback=reason, updated_at=now()), delivery, reason)
+        app.log.error("task %s (%s): %s", message.uuid, message.task_name, reason)
+        return
     definition = app.registry.tasks.get(message.task_name)
     if definition is None:
         known = ", ".join(sorted(app.registry.tasks)) or "none"
@@ -126,9 +157,8 @@ async def _retry(worker: Worker, delivery: Delivery, message: TaskMessage, proce
     app = worker.app
     record = attrs.evolve(process, status="retry", traceback=decision.reason or format_error(error), updated_at=now())
     record = await app.dispatcher.pipe("qtasks_task_status", worker=worker, task=record)
-    await worker.storage.save(record)
+    await persist(worker, worker.steps.requeue, record, delivery, decision.delay)
     await app.dispatcher.notify("qtasks_task_finished", worker=worker, task=record)
-    await worker.broker.requeue(delivery, decision.delay)
 
 
 async def fail_delivery(worker: Worker, delivery: Delivery, error: Exception) -> None:
@@ -141,9 +171,8 @@ async def fail_delivery(worker: Worker, delivery: Delivery, error: Exception) ->
     worker.running.pop(delivery.envelope.uuid, None)
     try:
         message = worker.serializer.loads(delivery.envelope.payload)
-    except SerializationError:
-        worker.app.log.error("task %s: undecodable and its failure cannot be stored; dropping it", delivery.envelope.uuid)
-        await worker.broker.ack(delivery)
+    except SerializationError as undecodable:
+        await _undecodable(worker, delivery, undecodable)
         return
     try:
         record = _record(message, worker, delivery)
@@ -152,8 +181,7 @@ async def fail_delivery(worker: Worker, delivery: Delivery, error: Exception) ->
         else:
             reason = f"QTasks failed around this task (a plugin or component raised):\n{format_error(error)}"
             record = attrs.evolve(record, status="error", traceback=reason, updated_at=now())
-        await worker.storage.save(record)
-        await worker.broker.ack(delivery)
+        await worker.steps.ack(record, delivery)
     except Exception:
         worker.app.log.exception("task %s: cannot record the failure; handing it back", delivery.envelope.uuid)
         await worker.broker.requeue(delivery, 1.0)
@@ -162,20 +190,24 @@ async def fail_delivery(worker: Worker, delivery: Delivery, error: Exception) ->
 async def hand_back(worker: Worker, delivery: Delivery, process: Task | None = None) -> None:
     """Give a delivery back to the broker (graceful stop); its record returns to ``new``."""
     if process is not None:
-        await worker.storage.save(attrs.evolve(process, status="new", updated_at=now()))
-    await worker.broker.requeue(delivery, 0.0)
+        await worker.steps.requeue(attrs.evolve(process, status="new", updated_at=now()), delivery, 0.0)
+    else:
+        await worker.broker.requeue(delivery, 0.0)
 
 
 async def _undecodable(worker: Worker, delivery: Delivery, error: Exception) -> None:
+    """Dead-letter a payload the serializer cannot read, recording ``error`` with the reason."""
     app = worker.app
-    reason = f"undecodable payload ({len(delivery.envelope.payload)} bytes): {error}"
+    reason = f"dead-lettered: undecodable payload ({len(delivery.envelope.payload)} bytes): {error}"
+    app.log.error("task %s: %s", delivery.envelope.uuid, reason)
     try:
         task_id: Any = UUID(delivery.envelope.uuid)
     except ValueError:
         task_id = None
-    if task_id is not None:
-        stored = await worker.storage.get(task_id)
-        base = stored or Task(status="error", uuid=task_id, priority=delivery.envelope.priority, task_name="<undecodable>")
-        await worker.storage.save(attrs.evolve(base, status="error", traceback=reason, updated_at=now()))
-    app.log.error("task %s: %s", delivery.envelope.uuid, reason)
-    await worker.broker.ack(delivery)
+    if task_id is None:
+        await persist(worker, worker.broker.dead_letter, delivery, reason)
+        return
+    stored = await worker.storage.get(task_id)
+    base = stored or Task(status="error", uuid=task_id, priority=delivery.envelope.priority, task_name="<undecodable>")
+    record = attrs.evolve(base, status="error", traceback=reason, updated_at=now(), attempts=delivery.delivery_count, app=app)
+    await persist(worker, worker.steps.dead_letter, record, delivery, reason)

@@ -20,6 +20,9 @@ __all__ = [
     "TaskMessage",
     "Envelope",
     "Delivery",
+    "DeadLetter",
+    "WorkerInfo",
+    "Call",
     "ExecutionCall",
     "Decision",
     "TaskDefinition",
@@ -143,11 +146,57 @@ class Envelope:
 
 @attrs.frozen(kw_only=True)
 class Delivery:
-    """One claimed envelope; ``receipt`` is the broker's own token for ack and requeue."""
+    """One claimed envelope under a lease.
+
+    Attributes:
+        envelope: What was queued.
+        delivery_count: How many times the envelope has been claimed, this claim included.
+        lost: How many earlier claims ended without an ack or a requeue (their worker died or
+            its lease ran out); past ``max_deliveries`` the worker dead-letters the envelope.
+        receipt: The broker's own token for ack, requeue and renewal.
+    """
 
     envelope: Envelope
     delivery_count: int = 1
+    lost: int = 0
     receipt: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class DeadLetter:
+    """An envelope in the dead-letter queue, with the reason it is there."""
+
+    uuid: str
+    reason: str
+    dead_at: float
+    priority: int = 0
+    payload: bytes = b""
+    delivery_count: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class WorkerInfo:
+    """A worker as the broker's registry shows it: who it is and what it runs."""
+
+    worker_id: str
+    app: str
+    host: str
+    pid: int
+    concurrency: int
+    started_at: float
+    seen_at: float = 0.0
+    running: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Call:
+    """One call for ``add_tasks``: ``Call(1, 2, key=3)`` carries positional and keyword arguments."""
+
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.__attrs_init__(args, kwargs)  # type: ignore[attr-defined]
 
 
 @attrs.frozen(kw_only=True)

@@ -6,17 +6,24 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from qtasks.kernel.model import Delivery, Envelope, ExecutionCall, Task, TaskMessage
+from qtasks.kernel.model import DeadLetter, Delivery, Envelope, ExecutionCall, Task, TaskMessage, WorkerInfo
 
 if TYPE_CHECKING:
     from qtasks.kernel.worker import Worker
 
-__all__ = ["Broker", "Storage", "GlobalConfig", "Serializer", "Executor"]
+__all__ = ["Broker", "Storage", "CoupledStorage", "GlobalConfig", "Serializer", "Executor"]
 
 
 @runtime_checkable
 class Broker(Protocol):
-    """Queues envelopes and hands them to workers; lower priority first, FIFO within a priority."""
+    """Queues envelopes and leases them to workers; lower priority first, FIFO within a priority.
+
+    A claimed envelope is leased for ``lease`` seconds. Its worker renews the lease while it
+    lives (``heartbeat``); an envelope whose lease runs out goes back to the queue with its
+    ``lost`` count raised, so a dead worker's tasks run again elsewhere.
+    """
+
+    lease: float
 
     async def start(self) -> None:
         """Open connections; called once before first use."""
@@ -24,17 +31,47 @@ class Broker(Protocol):
     async def stop(self) -> None:
         """Close connections."""
 
+    async def ping(self) -> bool:
+        """Return whether the broker answers."""
+
     async def enqueue(self, envelopes: Sequence[Envelope]) -> None:
-        """Queue envelopes (all or none); an envelope is not claimable before ``not_before``."""
+        """Queue envelopes (all or none); an envelope is not claimable before ``not_before``.
+
+        Queuing an envelope whose uuid is already queued or claimed changes nothing.
+        """
 
     async def claim(self, worker_id: str, max_count: int, timeout: float) -> list[Delivery]:
-        """Wait up to ``timeout`` seconds for at least one envelope; return at most ``max_count``."""
+        """Wait up to ``timeout`` seconds for at least one envelope; lease out at most ``max_count``."""
+
+    async def heartbeat(self, worker: WorkerInfo, deliveries: Sequence[Delivery]) -> None:
+        """Record ``worker`` as alive (with what it runs) and renew the leases of its deliveries."""
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Remove a stopping worker from the registry."""
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Return the live workers (those whose last heartbeat is within three leases)."""
 
     async def ack(self, delivery: Delivery) -> None:
         """Forget a delivery for good; called after its final record is stored."""
 
     async def requeue(self, delivery: Delivery, delay: float = 0.0) -> None:
         """Give a delivery back, claimable again after ``delay`` seconds (retries, graceful stop)."""
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a delivery to the dead-letter queue with ``reason``."""
+
+    async def cancel(self, uuid: str) -> bool:
+        """Drop a queued envelope that no worker has claimed; return whether there was one."""
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Return up to ``limit`` dead letters, oldest first."""
+
+    async def requeue_dead(self, uuids: Sequence[str] | None = None) -> list[str]:
+        """Queue dead letters again (all when ``uuids`` is None) with fresh counts; return their uuids."""
+
+    async def purge_dead(self) -> int:
+        """Drop every dead letter; return how many."""
 
     async def purge(self) -> int:
         """Drop every queued envelope; return how many."""
@@ -51,7 +88,8 @@ class Storage(Protocol):
         """Close connections."""
 
     async def save(self, task: Task) -> None:
-        """Store a record, replacing the one with the same uuid."""
+        """Store a record, replacing the one with the same uuid; a final record expires after
+        the app's ``result_ttl`` and wakes whoever waits for it."""
 
     async def get(self, uuid: UUID) -> Task | None:
         """Return the record, or None."""
@@ -61,6 +99,32 @@ class Storage(Protocol):
 
     async def purge(self) -> int:
         """Drop every record; return how many."""
+
+
+@runtime_checkable
+class CoupledStorage(Protocol):
+    """A storage on its broker's own server, which stores a record and changes the queue in one
+    atomic step. The kernel uses these methods only when ``couples_with(broker)`` is true;
+    otherwise it saves the record and then calls the broker."""
+
+    def couples_with(self, broker: Broker) -> bool:
+        """Return whether this storage can change ``broker``'s queue atomically."""
+
+    async def save_enqueue(self, tasks: Sequence[Task], envelopes: Sequence[Envelope]) -> None:
+        """Store ``new`` records and queue their envelopes (all or none)."""
+
+    async def save_ack(self, task: Task, delivery: Delivery) -> None:
+        """Store a final record and acknowledge its delivery."""
+
+    async def save_requeue(self, task: Task, delivery: Delivery, delay: float) -> None:
+        """Store a record and give its delivery back, claimable after ``delay`` seconds."""
+
+    async def save_dead_letter(self, task: Task, delivery: Delivery, reason: str) -> None:
+        """Store an ``error`` record and move its delivery to the dead-letter queue."""
+
+    async def save_cancel(self, task: Task) -> bool:
+        """Drop the queued, unclaimed envelope of ``task`` and store its ``cancel`` record; return
+        False (storing nothing) when it is no longer queued."""
 
 
 @runtime_checkable

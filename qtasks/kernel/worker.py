@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ import anyio
 
 from qtasks.errors import ConfigurationError
 from qtasks.kernel.lifecycle import fail_delivery, hand_back, process_delivery
-from qtasks.kernel.model import Delivery, TaskDefinition
+from qtasks.kernel.model import Delivery, TaskDefinition, WorkerInfo
 
 if TYPE_CHECKING:
     from qtasks.kernel.app import AsyncQueueTasks
@@ -21,7 +22,8 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("qtasks.worker")
 CLAIM_WAIT = 5.0
-CLAIM_RETRY_DELAY = 1.0
+CLAIM_RETRY_DELAY = 0.05
+CLAIM_RETRY_MAX = 2.0
 
 
 class Worker:
@@ -46,6 +48,7 @@ class Worker:
         self.stopping = anyio.Event()
         self.stopped = anyio.Event()
         self.running: dict[str, Delivery] = {}
+        self._holding: dict[str, Delivery] = {}
         self._claimed: deque[Delivery] = deque()
         self._idle = 0
         self._claiming = False
@@ -55,6 +58,9 @@ class Worker:
         self.broker: Any = None
         self.storage: Any = None
         self.serializer: Any = None
+        self.steps: Any = None
+        self.max_deliveries = app.config.max_deliveries
+        self.started_at = time.time()
         self._claim_failures = 0
         self._consumers_left = concurrency
         self._drained = anyio.Event()
@@ -83,10 +89,12 @@ class Worker:
         """Run until ``request_stop()``; returns once every claimed delivery is done or handed back."""
         app = self.app
         await app.start()
-        self.broker, self.storage, self.serializer = app.broker, app.storage, app.serializer
+        self.broker, self.storage, self.serializer, self.steps = app.broker, app.storage, app.serializer, app.steps
         await app.dispatcher.notify("qtasks_startup", app=app, component="worker")
         try:
             async with anyio.create_task_group() as consumers:
+                await self._heartbeat()
+                consumers.start_soon(self._renew_leases)
                 for _ in range(self.concurrency):
                     consumers.start_soon(self._consume)
                 await self.stopping.wait()
@@ -99,6 +107,10 @@ class Worker:
             with anyio.CancelScope(shield=True):
                 while self._claimed:
                     await hand_back(self, self._claimed.popleft())
+                try:
+                    await self.broker.forget_worker(self.worker_id)
+                except Exception as error:  # the registry entry expires by itself
+                    log.warning("could not remove worker %s from the registry: %s", self.worker_id, error)
                 await app.dispatcher.notify("qtasks_shutdown", app=app, component="worker")
             self.stopped.set()
 
@@ -119,10 +131,12 @@ class Worker:
                     with anyio.CancelScope() as self._claim_scope:
                         try:
                             self._claimed.extend(await self.broker.claim(self.worker_id, self._idle, CLAIM_WAIT))
-                        except Exception as error:  # the broker is unreachable or broken: wait, then retry
+                        except Exception as error:  # the broker is unreachable or broken: back off, then retry
                             self._claim_failed(error)
-                            await anyio.sleep(CLAIM_RETRY_DELAY)
+                            await anyio.sleep(min(CLAIM_RETRY_DELAY * 2 ** min(self._claim_failures - 1, 5), CLAIM_RETRY_MAX))
                         else:
+                            if self._claim_failures:
+                                log.info("claiming works again after %d failure(s)", self._claim_failures)
                             self._claim_failures = 0
                 finally:
                     self._claim_scope = None
@@ -134,11 +148,42 @@ class Worker:
         finally:
             self._idle -= 1
 
+    def info(self) -> WorkerInfo:
+        """This worker as the registry shows it, with the uuids it runs."""
+        return WorkerInfo(
+            worker_id=self.worker_id, app=self.app.name, host=socket.gethostname(), pid=os.getpid(),
+            concurrency=self.concurrency, started_at=self.started_at, seen_at=time.time(), running=tuple(self.running),
+        )
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of every held delivery (running or claimed) and refresh the registry."""
+        held = [*self._holding.values(), *self._claimed]
+        await self.broker.heartbeat(self.info(), held)
+
+    async def _renew_leases(self) -> None:
+        """Heartbeat every third of the lease until the worker stops; failures are logged once."""
+        interval = max(self.broker.lease / 3, 0.01)
+        failures = 0
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self._heartbeat()
+            except Exception as error:  # keep trying: the lease still has two thirds to go
+                failures += 1
+                if failures == 1:
+                    log.error("renewing leases failed (%s: %s); retrying every %.2fs", type(error).__name__, error, interval)
+            else:
+                if failures:
+                    log.info("leases renewed again after %d failure(s)", failures)
+                failures = 0
+
     def _claim_failed(self, error: Exception) -> None:
         """Log a failed claim once per outage (the first failure after a success)."""
         self._claim_failures += 1
         if self._claim_failures == 1:
-            log.error("claiming from the broker failed (%s: %s); retrying every %ss", type(error).__name__, error, CLAIM_RETRY_DELAY)
+            log.error("claiming from the broker failed (%s: %s); retrying with backoff up to %ss", type(error).__name__, error, CLAIM_RETRY_MAX)
+        elif self._claim_failures % 50 == 0:
+            log.error("claiming from the broker still fails after %d attempts (%s)", self._claim_failures, error)
 
     async def _consume(self) -> None:
         try:
@@ -146,10 +191,13 @@ class Worker:
                 delivery = await self._next()
                 if delivery is None:
                     return
+                self._holding[delivery.envelope.uuid] = delivery
                 try:
                     await process_delivery(self, delivery)
                 except Exception as error:  # a plugin or component raised outside the task itself
                     await fail_delivery(self, delivery, error)
+                finally:
+                    self._holding.pop(delivery.envelope.uuid, None)
         finally:
             self._consumers_left -= 1
             if self._consumers_left == 0:
