@@ -1,0 +1,250 @@
+"""The Lua scripts of the Redis broker: every state change of a task is one atomic script.
+
+Every broker script gets the same fixed keys first (``QUEUE_KEYS``, all under one hash tag so
+that they share a Redis Cluster slot), then the record keys it writes. Time comes from the
+server's clock (``TIME``) so that workers on different machines agree on leases.
+
+Layout of one queue (prefix ``qtasks:{app}:``):
+    ready    ZSET  score = priority, member = 16 hex digits of a sequence number + uuid (FIFO
+                   within a priority); a member whose payload is gone is a cancelled tombstone
+    delayed  ZSET  score = due time (ms), member = uuid
+    leases   ZSET  score = lease deadline (ms), member = uuid
+    msg, prio, count, lost, owner, why   HASH uuid -> payload, priority, claims, lost claims,
+                   owning worker, dead-letter reason
+    dead     ZSET  score = time of death (ms), member = uuid
+    wake     LIST  tokens that wake one blocked claimer each
+    seq      STRING the FIFO sequence
+    workers  HASH  worker id -> registry entry (JSON); alive ZSET worker id -> last heartbeat (ms)
+"""
+
+from __future__ import annotations
+
+__all__ = ["QUEUE_KEYS", "SCRIPTS", "SAVE"]
+
+QUEUE_KEYS = ("ready", "delayed", "leases", "msg", "prio", "count", "lost", "owner", "why", "dead", "wake", "seq", "workers", "alive")
+
+_PRELUDE = """
+local READY, DELAYED, LEASES, MSG, PRIO, COUNT, LOST, OWNER, WHY, DEAD, WAKE, SEQ, WORKERS, ALIVE = unpack(KEYS, 1, 14)
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function wake()
+  redis.call('RPUSH', WAKE, '1')
+  redis.call('LTRIM', WAKE, -16, -1)
+end
+local function place(uuid, prio)
+  local seq = redis.call('INCR', SEQ)
+  redis.call('ZADD', READY, prio, string.format('%016x', seq) .. uuid)
+end
+local function store(key, record, ttl, channel)
+  if record == '' then return end
+  if tonumber(ttl) > 0 then redis.call('SET', key, record, 'PX', ttl) else redis.call('SET', key, record) end
+  if channel ~= '' then redis.call('PUBLISH', channel, record) end
+end
+local function forget(uuid)
+  redis.call('HDEL', MSG, uuid); redis.call('HDEL', PRIO, uuid); redis.call('HDEL', COUNT, uuid)
+  redis.call('HDEL', LOST, uuid); redis.call('HDEL', OWNER, uuid); redis.call('HDEL', WHY, uuid)
+  redis.call('ZREM', LEASES, uuid); redis.call('ZREM', DELAYED, uuid); redis.call('ZREM', DEAD, uuid)
+end
+local function leased_by(uuid, worker)
+  return redis.call('ZSCORE', LEASES, uuid) and redis.call('HGET', OWNER, uuid) == worker
+end
+"""
+
+_ENQUEUE = """
+-- ARGV: n, then per task: uuid, priority, due (ms), payload, record; KEYS[15..]: record keys
+local now = now_ms()
+local n = tonumber(ARGV[1])
+for i = 0, n - 1 do
+  local b = 2 + i * 5
+  local uuid, prio, due = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
+  if redis.call('HSETNX', MSG, uuid, ARGV[b + 3]) == 1 then
+    store(KEYS[15 + i], ARGV[b + 4], 0, '')
+    redis.call('HSET', PRIO, uuid, prio)
+    if due > now then redis.call('ZADD', DELAYED, due, uuid) else place(uuid, prio) end
+  end
+end
+wake()
+return n
+"""
+
+_CLAIM = """
+-- ARGV: worker id, max count, lease (ms). Returns {deliveries, ms until the next due time or -1}.
+local worker, max, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+for _, uuid in ipairs(redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', DELAYED, uuid)
+  place(uuid, redis.call('HGET', PRIO, uuid) or 0)
+end
+for _, uuid in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', LEASES, uuid)
+  redis.call('HDEL', OWNER, uuid)
+  redis.call('HINCRBY', LOST, uuid, 1)
+  place(uuid, redis.call('HGET', PRIO, uuid) or 0)
+end
+local out = {}
+while #out < max do
+  local popped = redis.call('ZPOPMIN', READY, max - #out)
+  if #popped == 0 then break end
+  for i = 1, #popped, 2 do
+    local uuid = string.sub(popped[i], 17)
+    local payload = redis.call('HGET', MSG, uuid)
+    if payload then
+      local count = redis.call('HINCRBY', COUNT, uuid, 1)
+      redis.call('ZADD', LEASES, now + lease, uuid)
+      redis.call('HSET', OWNER, uuid, worker)
+      out[#out + 1] = {uuid, popped[i + 1], payload, count, tonumber(redis.call('HGET', LOST, uuid) or '0')}
+    end
+  end
+end
+if #out > 0 and redis.call('ZCARD', READY) > 0 then wake() end
+local due = -1
+for _, key in ipairs({DELAYED, LEASES}) do
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if #first > 0 then
+    local wait = math.max(tonumber(first[2]) - now, 0)
+    if due < 0 or wait < due then due = wait end
+  end
+end
+return {out, due}
+"""
+
+_HEARTBEAT = """
+-- ARGV: worker id, registry entry, lease (ms), uuids held...
+local worker, lease = ARGV[1], tonumber(ARGV[3])
+local now = now_ms()
+redis.call('HSET', WORKERS, worker, ARGV[2])
+redis.call('ZADD', ALIVE, now, worker)
+for i = 4, #ARGV do
+  if redis.call('HGET', OWNER, ARGV[i]) == worker then redis.call('ZADD', LEASES, 'XX', now + lease, ARGV[i]) end
+end
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', ALIVE, '-inf', now - 3 * lease)) do
+  redis.call('HDEL', WORKERS, gone)
+  redis.call('ZREM', ALIVE, gone)
+end
+return 1
+"""
+
+_WORKERS = """
+-- ARGV: lease (ms). Returns {entry, last seen (ms)} of the workers seen within three leases.
+local since = now_ms() - 3 * tonumber(ARGV[1])
+local out = {}
+local alive = redis.call('ZRANGEBYSCORE', ALIVE, since, '+inf', 'WITHSCORES')
+for i = 1, #alive, 2 do
+  local entry = redis.call('HGET', WORKERS, alive[i])
+  if entry then out[#out + 1] = {entry, alive[i + 1]} end
+end
+return out
+"""
+
+_FORGET_WORKER = """
+redis.call('HDEL', WORKERS, ARGV[1])
+redis.call('ZREM', ALIVE, ARGV[1])
+return 1
+"""
+
+_ACK = """
+-- ARGV: uuid, record, ttl (ms), channel; KEYS[15]: the record key
+forget(ARGV[1])
+store(KEYS[15], ARGV[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+_REQUEUE = """
+-- ARGV: uuid, worker, delay (ms), record; KEYS[15]: the record key. Only the lease holder may requeue.
+local uuid, delay = ARGV[1], tonumber(ARGV[3])
+if not leased_by(uuid, ARGV[2]) then return 0 end
+redis.call('ZREM', LEASES, uuid)
+redis.call('HDEL', OWNER, uuid)
+store(KEYS[15], ARGV[4], 0, '')
+if delay > 0 then redis.call('ZADD', DELAYED, now_ms() + delay, uuid) else place(uuid, redis.call('HGET', PRIO, uuid) or 0) end
+wake()
+return 1
+"""
+
+_DEAD_LETTER = """
+-- ARGV: uuid, worker, reason, record, ttl (ms), channel; KEYS[15]: the record key
+local uuid = ARGV[1]
+if not leased_by(uuid, ARGV[2]) then return 0 end
+redis.call('ZREM', LEASES, uuid)
+redis.call('HDEL', OWNER, uuid)
+redis.call('ZADD', DEAD, now_ms(), uuid)
+redis.call('HSET', WHY, uuid, ARGV[3])
+store(KEYS[15], ARGV[4], ARGV[5], ARGV[6])
+return 1
+"""
+
+_CANCEL = """
+-- ARGV: uuid, record, ttl (ms), channel; KEYS[15]: the record key. Only a queued, unclaimed task.
+local uuid = ARGV[1]
+if redis.call('HEXISTS', MSG, uuid) == 0 or redis.call('ZSCORE', LEASES, uuid) or redis.call('ZSCORE', DEAD, uuid) then
+  return 0
+end
+forget(uuid)
+store(KEYS[15], ARGV[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+_DEAD_LETTERS = """
+-- ARGV: limit. Returns {uuid, reason, dead at (ms), priority, payload, claims}, oldest first.
+local out = {}
+local dead = redis.call('ZRANGE', DEAD, 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+for i = 1, #dead, 2 do
+  local uuid = dead[i]
+  out[#out + 1] = {uuid, redis.call('HGET', WHY, uuid) or '', dead[i + 1], redis.call('HGET', PRIO, uuid) or '0',
+                   redis.call('HGET', MSG, uuid) or '', redis.call('HGET', COUNT, uuid) or '0'}
+end
+return out
+"""
+
+_REQUEUE_DEAD = """
+-- ARGV: uuids (none: all). Returns the uuids queued again, with fresh counts.
+local chosen = ARGV
+if #chosen == 0 then chosen = redis.call('ZRANGE', DEAD, 0, -1) end
+local out = {}
+for _, uuid in ipairs(chosen) do
+  if redis.call('ZREM', DEAD, uuid) == 1 then
+    redis.call('HDEL', WHY, uuid); redis.call('HDEL', COUNT, uuid); redis.call('HDEL', LOST, uuid)
+    place(uuid, redis.call('HGET', PRIO, uuid) or 0)
+    out[#out + 1] = uuid
+  end
+end
+if #out > 0 then wake() end
+return out
+"""
+
+_PURGE_DEAD = """
+local dead = redis.call('ZRANGE', DEAD, 0, -1)
+for _, uuid in ipairs(dead) do forget(uuid) end
+return #dead
+"""
+
+_PURGE = """
+-- Drops queued (ready and delayed) tasks; leased and dead ones stay.
+local count = 0
+for _, member in ipairs(redis.call('ZRANGE', READY, 0, -1)) do
+  local uuid = string.sub(member, 17)
+  if redis.call('HEXISTS', MSG, uuid) == 1 then count = count + 1; forget(uuid) end
+end
+for _, uuid in ipairs(redis.call('ZRANGE', DELAYED, 0, -1)) do count = count + 1; forget(uuid) end
+redis.call('DEL', READY, DELAYED)
+return count
+"""
+
+SAVE = """
+-- KEYS[1]: the record key; ARGV: record, ttl (ms, 0: none), channel ('' : no one to wake)
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) else redis.call('SET', KEYS[1], ARGV[1]) end
+if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[1]) end
+return 1
+"""
+
+SCRIPTS = {
+    name: _PRELUDE + body
+    for name, body in {
+        "enqueue": _ENQUEUE, "claim": _CLAIM, "heartbeat": _HEARTBEAT, "workers": _WORKERS,
+        "forget_worker": _FORGET_WORKER, "ack": _ACK, "requeue": _REQUEUE, "dead_letter": _DEAD_LETTER,
+        "cancel": _CANCEL, "dead_letters": _DEAD_LETTERS, "requeue_dead": _REQUEUE_DEAD,
+        "purge_dead": _PURGE_DEAD, "purge": _PURGE,
+    }.items()
+}

@@ -1,0 +1,141 @@
+"""``redis://`` storage: JSON records with a TTL once final, pushed to waiters, coupled to the broker."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from qtasks.builtin_plugins.records import RecordCodec
+from qtasks.builtin_plugins.redis_results import ResultWaiter
+from qtasks.builtin_plugins.redis_scripts import SAVE
+from qtasks.builtin_plugins.redis_server import RedisServer, server_for
+from qtasks.hookspecs import hookimpl
+from qtasks.kernel.model import FINAL_STATUSES, Delivery, Envelope, Task
+
+__all__ = ["RedisStorage", "qtasks_make_storage"]
+
+
+def _is_final(record: bytes) -> bool:
+    return json.loads(record)["status"] in FINAL_STATUSES
+
+
+class RedisStorage:
+    """Task records in Redis under ``qtasks:{app}:r:<uuid>``.
+
+    A final record expires after ``result_ttl`` seconds and is published on the task's channel,
+    so ``wait`` returns as soon as the task ends. With the Redis broker of the same app, every
+    record change that goes with a queue change is one script (``CoupledStorage``).
+
+    Args:
+        server: The app's shared Redis connection.
+        result_ttl: Seconds a final record is kept.
+    """
+
+    def __init__(self, server: RedisServer, result_ttl: float = 86400.0) -> None:
+        self.server = server
+        self.result_ttl = result_ttl
+        self.codec = RecordCodec()
+        self.waiter = ResultWaiter(server)
+        self._ttl_ms = max(int(result_ttl * 1000), 1)
+        self._broker: Any = None
+
+    async def start(self) -> None:
+        """Open the shared connection."""
+        await self.server.open()
+
+    async def stop(self) -> None:
+        """Stop the result reader and close the shared connection (when nothing else uses it)."""
+        await self.waiter.close()
+        await self.server.close()
+
+    def _key(self, uuid: UUID | str) -> str:
+        return self.server.key("r", str(uuid))
+
+    def _final(self, task: Task) -> tuple[int, str]:
+        """The TTL (ms) and channel of a record: none for a record that is not final."""
+        if task.status in FINAL_STATUSES:
+            return self._ttl_ms, self.waiter.channel_name(str(task.uuid))
+        return 0, ""
+
+    async def save(self, task: Task) -> None:
+        """Store the record; a final one gets the TTL and is published to its waiters."""
+        ttl, channel = self._final(task)
+        await self.server.run("save", SAVE, [self._key(task.uuid)], [self.codec.dumps(task), ttl, channel])
+
+    async def get(self, uuid: UUID) -> Task | None:
+        """Return the record, or None (never stored, or expired)."""
+        data = await self._read(str(uuid))
+        return None if data is None else self.codec.loads(data)
+
+    async def _read(self, uuid: str) -> bytes | None:
+        key = self._key(uuid)
+        return await self.server.call(lambda: self.server.client.get(key))
+
+    async def wait(self, uuid: UUID, timeout: float) -> Task | None:
+        """Return the record once final (pushed, not polled), or None after ``timeout``; None at
+        once for a task that was never stored."""
+        text = str(uuid)
+        first = await self._read(text)
+        if first is None or _is_final(first):
+            return None if first is None else self.codec.loads(first)
+        data = await self.waiter.wait(text, timeout, lambda: self._read(text), _is_final)
+        return None if data is None else self.codec.loads(data)
+
+    async def purge(self) -> int:
+        """Delete every record of this app."""
+        client = self.server.client
+        pattern = _glob_escape(self.server.prefix) + "r:*"
+        keys = await self.server.call(lambda: _scan(client, pattern))
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            await self.server.call(lambda: client.unlink(*chunk))
+        return len(keys)
+
+    # -- CoupledStorage: one script per record-and-queue change ---------------------------------
+
+    def couples_with(self, broker: Any) -> bool:
+        """True for the Redis broker on this very connection (which the coupled steps then use)."""
+        if getattr(broker, "server", None) is self.server and hasattr(broker, "ack_with_record"):
+            self._broker = broker
+            return True
+        return False
+
+    async def save_enqueue(self, tasks: Sequence[Task], envelopes: Sequence[Envelope]) -> None:
+        """Store the ``new`` records and queue the envelopes in one script."""
+        await self._broker.enqueue_with_records(envelopes, [self.codec.dumps(t) for t in tasks], [self._key(t.uuid) for t in tasks])
+
+    async def save_ack(self, task: Task, delivery: Delivery) -> None:
+        """Store the final record, publish it and acknowledge, in one script."""
+        ttl, channel = self._final(task)
+        await self._broker.ack_with_record(delivery, self.codec.dumps(task), self._key(task.uuid), ttl, channel)
+
+    async def save_requeue(self, task: Task, delivery: Delivery, delay: float) -> None:
+        """Store the record and give the task back, in one script (nothing if the lease was lost)."""
+        await self._broker.requeue_with_record(delivery, delay, self.codec.dumps(task), self._key(task.uuid))
+
+    async def save_dead_letter(self, task: Task, delivery: Delivery, reason: str) -> None:
+        """Store the ``error`` record and dead-letter the task, in one script."""
+        ttl, channel = self._final(task)
+        await self._broker.dead_letter_with_record(delivery, reason, self.codec.dumps(task), self._key(task.uuid), ttl, channel)
+
+    async def save_cancel(self, task: Task) -> bool:
+        """Drop the queued task and store its ``cancel`` record, in one script."""
+        ttl, channel = self._final(task)
+        return await self._broker.cancel_with_record(str(task.uuid), self.codec.dumps(task), self._key(task.uuid), ttl, channel)
+
+
+async def _scan(client: Any, pattern: str) -> list[bytes]:
+    return [key async for key in client.scan_iter(match=pattern, count=1000)]
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+@hookimpl(trylast=True)
+def qtasks_make_storage(app: Any, url: str) -> RedisStorage | None:
+    """Serve ``redis://``, ``rediss://`` and ``unix://`` URLs."""
+    server = server_for(app, url)
+    return None if server is None else RedisStorage(server, result_ttl=app.config.result_ttl)
