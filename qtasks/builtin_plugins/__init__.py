@@ -9,8 +9,12 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "memory_broker": "qtasks.builtin_plugins.memory_broker",
     "memory_storage": "qtasks.builtin_plugins.memory_storage",
     "memory_global_config": "qtasks.builtin_plugins.memory_global_config",
+    "redis_broker": "qtasks.builtin_plugins.redis_broker",
+    "redis_storage": "qtasks.builtin_plugins.redis_storage",
+    "redis_global_config": "qtasks.builtin_plugins.redis_global_config",
     "executor": "qtasks.builtin_plugins.executor",
     "retries": "qtasks.builtin_plugins.retries",
     "logging": "qtasks.builtin_plugins.logging",
     "plugins_cmd": "qtasks.builtin_plugins.plugins_cmd",
+    "operator_cmd": "qtasks.builtin_plugins.operator_cmd",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from urllib.parse import parse_qsl, urlsplit
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -13,12 +14,39 @@ import anyio
 from qtasks.errors import BrokerUnavailable, ConfigurationError
 from qtasks.kernel.urls import redact_url, scheme_of
 
-__all__ = ["RedisServer", "server_for", "REDIS_SCHEMES"]
+__all__ = ["RedisServer", "server_for", "check_url", "REDIS_SCHEMES"]
 
 log = logging.getLogger("qtasks.redis")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 T = TypeVar("T")
 _SERVERS: weakref.WeakKeyDictionary[Any, dict[str, RedisServer]] = weakref.WeakKeyDictionary()
+
+
+def check_url(url: str) -> None:
+    """Reject a Redis URL with a bad port, database or socket path, naming the fix."""
+    safe = redact_url(url)
+    form = "write it as redis://[user:password@]host:port/db, rediss://... or unix:///path/to/socket?db=0"
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigurationError(f"broker URL {safe!r} has a port that is not a number; {form}") from None
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ConfigurationError(f"broker URL {safe!r} names no socket path; {form}")
+        database = dict(parse_qsl(parts.query)).get("db", "0")
+    else:
+        if not parts.hostname:
+            raise ConfigurationError(f"broker URL {safe!r} names no host; {form}")
+        database = parts.path.strip("/") or dict(parse_qsl(parts.query)).get("db", "0")
+    if not database.isdigit():
+        raise ConfigurationError(f"broker URL {safe!r}: database {database!r} is not a number; {form}")
+    from redis.asyncio.connection import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as error:
+        raise ConfigurationError(f"broker URL {safe!r} is not a valid Redis URL ({error}); {form}") from None
 
 
 def _redis() -> Any:
@@ -42,6 +70,7 @@ class RedisServer:
     """
 
     def __init__(self, url: str, app_name: str, timeout: float = 10.0) -> None:
+        check_url(url)
         if "{" in app_name or "}" in app_name:
             raise ConfigurationError(f"app name {app_name!r} cannot hold '{{' or '}}' with a Redis broker: they delimit the keys' hash tag")
         self.url = url

@@ -1,0 +1,294 @@
+"""The ``qtasks dlq list|requeue|purge`` and ``qtasks workers`` commands: dead letters and live workers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+import attrs
+
+from qtasks.errors import QTasksError
+from qtasks.hookspecs import hookimpl
+from qtasks.kernel.model import DeadLetter, WorkerInfo, now
+from qtasks.kernel.portal import run_blocking
+from qtasks.kernel.urls import redact_url
+
+if TYPE_CHECKING:
+    from qtasks.kernel.app import AsyncQueueTasks
+
+__all__ = [
+    "qtasks_register_commands",
+    "run_with_components",
+    "requeue_dead_letters",
+    "dead_letter_rows",
+    "worker_rows",
+    "list_command",
+    "requeue_command",
+    "purge_command",
+    "workers_command",
+]
+
+T = TypeVar("T")
+DLQ_COLUMNS = ("uuid", "task_name", "dead_at", "deliveries", "reason")
+WORKER_COLUMNS = ("worker_id", "host", "pid", "concurrency", "started_at", "seen_ago", "running", "uuids")
+UNDECODABLE = "<undecodable>"
+SHOWN_UUIDS = 3  # running uuids shown per worker in the table; --json lists them all
+LIST_HINT = "`qtasks -A module:attr dlq list` shows the dead letters"
+
+
+@hookimpl
+def qtasks_register_commands(commands: argparse._SubParsersAction, app: AsyncQueueTasks) -> None:
+    """Add ``dlq list``, ``dlq requeue``, ``dlq purge`` and ``workers`` to the CLI."""
+    _add_dlq_commands(commands)
+    workers = commands.add_parser("workers", help="the live workers and the tasks they run",
+                                  description="List the workers whose heartbeat the broker saw lately.")
+    workers.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    workers.set_defaults(func=workers_command)
+
+
+def _add_dlq_commands(commands: argparse._SubParsersAction) -> None:
+    dlq = commands.add_parser("dlq", help="list, requeue or purge the dead-letter queue",
+                              description="Inspect and repair the dead-letter queue.")
+    sub = dlq.add_subparsers(dest="dlq_command", metavar="SUBCOMMAND", title="subcommands", required=True)
+    listing = sub.add_parser("list", help="the dead letters, oldest first",
+                             description="List the dead letters, oldest first, with the reason each is there.")
+    listing.add_argument("--limit", type=_limit, default=100, metavar="N", help="show at most N (default 100)")
+    listing.add_argument("--json", action="store_true", help="print a JSON list of objects (full reasons)")
+    listing.set_defaults(func=list_command)
+    requeue = sub.add_parser("requeue", help="queue dead letters again",
+                             description="Queue the given dead letters (or all) again with fresh delivery counts.")
+    requeue.add_argument("uuids", nargs="*", metavar="UUID", help="the dead letters to queue again")
+    requeue.add_argument("--all", action="store_true", help="queue every dead letter again")
+    requeue.set_defaults(func=requeue_command, usage_error=requeue.error)
+    purge = sub.add_parser("purge", help="drop every dead letter (needs --yes)",
+                           description="Drop every dead letter for good.")
+    purge.add_argument("--yes", action="store_true", help="confirm: the dead letters cannot be recovered")
+    purge.set_defaults(func=purge_command)
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (the number of dead letters shown), got {value}")
+    return value
+
+
+# -- running the async part ------------------------------------------------------------------------
+
+
+async def _session(app: AsyncQueueTasks, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Start the components, run ``func(app, *args)``, and close them if this call started them."""
+    opened = not app.components.started
+    await app.start()
+    try:
+        return await func(app, *args)
+    finally:
+        if opened:
+            await app.close()
+
+
+def run_with_components(app: AsyncQueueTasks, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run ``func(app, *args)`` with the app's components started, from sync code.
+
+    Components already started (a worker serves in this process) stay open; otherwise they are
+    started for the call and closed after it. The call runs on the loop that runs the app when
+    made from one of its worker threads, else on the app's own loop thread.
+
+    Raises:
+        CliError: When the broker or storage cannot be reached: an ``OSError`` that is not a
+            ``QTasksError`` (those, such as ``BrokerUnavailable``, name their fix and pass through).
+    """
+    from qtasks.cli import CliError, redact_text
+
+    try:
+        return run_blocking(app, _session, app, func, *args)
+    except QTasksError:  # BrokerUnavailable and the like name their fix already
+        raise
+    except OSError as error:
+        raise CliError(f"cannot reach the broker at {redact_url(app.url)} ({type(error).__name__}: "
+                       f"{redact_text(str(error))}); check that it runs and that the app's broker_url is right") from None
+
+
+async def _dead_letters(app: AsyncQueueTasks, limit: int) -> list[DeadLetter]:
+    return await app.broker.dead_letters(limit)
+
+
+async def _purge(app: AsyncQueueTasks) -> int:
+    return await app.broker.purge_dead()
+
+
+async def _workers(app: AsyncQueueTasks) -> list[WorkerInfo]:
+    return await app.broker.workers()
+
+
+async def _mark_queued(app: AsyncQueueTasks, uuid: str) -> None:
+    """Store a requeued task's record as ``new`` again, unless a worker has picked it up already."""
+    try:
+        task_id = UUID(uuid)
+    except ValueError:  # an envelope queued without a task uuid has no record
+        return
+    task = await app.storage.get(task_id)
+    if task is not None and task.finished:
+        await app.storage.save(attrs.evolve(task, status="new", updated_at=now()))
+
+
+async def requeue_dead_letters(app: AsyncQueueTasks, uuids: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Queue dead letters again (all when ``uuids`` is None) and mark their records ``new``.
+
+    Args:
+        app: A started app.
+        uuids: The dead letters to queue again, or None for all.
+
+    Returns:
+        The requeued uuids, and those of ``uuids`` that were not dead letters.
+    """
+    wanted = None if uuids is None else list(dict.fromkeys(uuids))
+    requeued = await app.broker.requeue_dead(wanted)
+    for uuid in requeued:
+        await _mark_queued(app, uuid)
+    done = set(requeued)
+    return requeued, [uuid for uuid in wanted or () if uuid not in done]
+
+
+# -- rows and tables -------------------------------------------------------------------------------
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def _task_name(serializer: Any, payload: bytes) -> str:
+    try:
+        return str(serializer.loads(payload).task_name)
+    except Exception:  # any serializer's failure means the same to an operator
+        return UNDECODABLE
+
+
+def dead_letter_rows(app: AsyncQueueTasks, letters: Sequence[DeadLetter]) -> list[dict[str, Any]]:
+    """Return the rows of ``dlq list``: the task name decoded from the payload, dead_at as ISO time."""
+    return [
+        {"uuid": letter.uuid, "task_name": _task_name(app.serializer, letter.payload), "dead_at": _iso(letter.dead_at),
+         "deliveries": letter.delivery_count, "priority": letter.priority, "reason": letter.reason}
+        for letter in letters
+    ]
+
+
+def worker_rows(workers: Sequence[WorkerInfo], clock: float | None = None) -> list[dict[str, Any]]:
+    """Return the rows of ``workers``: started_at as ISO time, seconds since the last heartbeat."""
+    clock = time.time() if clock is None else clock
+    return [
+        {"worker_id": info.worker_id, "app": info.app, "host": info.host, "pid": info.pid,
+         "concurrency": info.concurrency, "started_at": _iso(info.started_at),
+         "last_seen_seconds": round(max(clock - info.seen_at, 0.0), 3), "running": list(info.running)}
+        for info in sorted(workers, key=lambda info: info.started_at)
+    ]
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else "-"
+
+
+def _running_uuids(uuids: list[str]) -> str:
+    shown = ", ".join(uuids[:SHOWN_UUIDS]) or "-"
+    return f"{shown} (+{len(uuids) - SHOWN_UUIDS} more)" if len(uuids) > SHOWN_UUIDS else shown
+
+
+def _dead_letter_cells(row: dict[str, Any]) -> list[str]:
+    return [row["uuid"], row["task_name"], row["dead_at"], str(row["deliveries"]), _first_line(row["reason"])]
+
+
+def _worker_cells(row: dict[str, Any]) -> list[str]:
+    return [row["worker_id"], row["host"], str(row["pid"]), str(row["concurrency"]), row["started_at"],
+            f"{row['last_seen_seconds']:.1f}s", str(len(row["running"])), _running_uuids(row["running"])]
+
+
+def _plain_table(columns: Sequence[str], cells: list[list[str]]) -> str:
+    lines = [list(columns), *cells]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(text)
+
+
+def _print_rich_table(columns: Sequence[str], cells: list[list[str]]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for line in cells:
+        table.add_row(*line)
+    Console().print(table)
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, empty: str, columns: Sequence[str],
+                cells: Callable[[dict[str, Any]], list[str]]) -> None:
+    """Print JSON with ``as_json``, ``empty`` for no rows, a rich table on a terminal, else aligned text."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(empty)
+    elif sys.stdout.isatty():
+        _print_rich_table(columns, [cells(row) for row in rows])
+    else:
+        print(_plain_table(columns, [cells(row) for row in rows]))
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def list_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
+    """Print the oldest ``--limit`` dead letters: a table (first line of each reason) or JSON."""
+    letters = run_with_components(app, _dead_letters, args.limit)
+    _print_rows(dead_letter_rows(app, letters), args.json, "no dead letters", DLQ_COLUMNS, _dead_letter_cells)
+    if len(letters) == args.limit and not args.json:
+        print(f"(the oldest {args.limit} shown; there may be more: raise --limit)", file=sys.stderr)
+    return 0
+
+
+def requeue_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
+    """Queue the given dead letters (or ``--all``) again; status 1 when some uuid was not one."""
+    if args.all == bool(args.uuids):
+        args.usage_error("give --all or the UUIDs of dead letters to requeue, not both" if args.all
+                         else "nothing to requeue: give the UUIDs of dead letters, or --all")
+    requeued, unknown = run_with_components(app, requeue_dead_letters, None if args.all else args.uuids)
+    if requeued:
+        print(f"requeued {len(requeued)} dead letter(s):")
+        for uuid in requeued:
+            print(f"  {uuid}")
+    elif not unknown:
+        print("no dead letters to requeue")
+    if unknown:
+        print(f"qtasks dlq requeue: error: not in the dead-letter queue: {', '.join(unknown)}; {LIST_HINT}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def purge_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
+    """Drop every dead letter; without ``--yes``, refuse with status 1 and touch nothing."""
+    if not args.yes:
+        print("qtasks dlq purge: error: this drops every dead letter for good; pass --yes to confirm "
+              f"({LIST_HINT} first)", file=sys.stderr)
+        return 1
+    dropped = run_with_components(app, _purge)
+    print(f"dropped {dropped} dead letter(s)")
+    return 0
+
+
+def workers_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
+    """Print the live workers, with the uuids of the tasks they run: a table or JSON."""
+    rows = worker_rows(run_with_components(app, _workers))
+    _print_rows(rows, args.json, "no live workers", WORKER_COLUMNS, _worker_cells)
+    return 0
