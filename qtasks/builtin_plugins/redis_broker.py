@@ -36,6 +36,7 @@ class RedisBroker:
         self.server = server
         self.lease = lease
         self.keys = [server.key(name) for name in QUEUE_KEYS]
+        self._script_keys = [self.keys[0]]  # the scripts derive the other keys from its prefix
         self._lease_ms = max(int(lease * 1000), 1)
 
     async def start(self) -> None:
@@ -50,19 +51,19 @@ class RedisBroker:
         """Return whether Redis answers."""
         return bool(await self.server.call(lambda: self.server.client.ping()))
 
-    async def _run(self, name: str, args: Sequence[Any], record_keys: Sequence[str] = ()) -> Any:
-        return await self.server.run(name, SCRIPTS[name], [*self.keys, *record_keys], args)
+    async def _run(self, name: str, args: Sequence[Any]) -> Any:
+        return await self.server.run(name, SCRIPTS[name], self._script_keys, args)
 
     async def enqueue(self, envelopes: Sequence[Envelope]) -> None:
         """Queue envelopes in one script (all or none); a uuid already known is skipped."""
-        await self.enqueue_with_records(envelopes, [b""] * len(envelopes), [self.server.key("r", e.uuid) for e in envelopes])
+        await self.enqueue_with_records(envelopes, [b""] * len(envelopes))
 
-    async def enqueue_with_records(self, envelopes: Sequence[Envelope], records: Sequence[bytes], record_keys: Sequence[str]) -> None:
+    async def enqueue_with_records(self, envelopes: Sequence[Envelope], records: Sequence[bytes]) -> None:
         """Queue envelopes and store each one's record (``b""``: none) in one script."""
         args: list[Any] = [len(envelopes)]
         for envelope, record in zip(envelopes, records):
             args += [envelope.uuid, envelope.priority, int(envelope.not_before * 1000), envelope.payload, record]
-        await self._run("enqueue", args, record_keys)
+        await self._run("enqueue", args)
 
     async def claim(self, worker_id: str, max_count: int, timeout: float) -> list[Delivery]:
         """Lease up to ``max_count`` tasks, blocking on the wake-up list up to ``timeout`` seconds."""
@@ -108,37 +109,43 @@ class RedisBroker:
 
     async def ack(self, delivery: Delivery) -> None:
         """Delete the task's message and bookkeeping."""
-        await self.ack_with_record(delivery, b"", self.server.key("r", delivery.envelope.uuid), 0, "")
+        await self.ack_with_record(delivery, b"", 0)
 
-    async def ack_with_record(self, delivery: Delivery, record: bytes, record_key: str, ttl_ms: int, channel: str) -> None:
-        """Acknowledge and store the final record (publishing it on ``channel``) in one script."""
-        await self._run("ack", [delivery.envelope.uuid, record, ttl_ms, channel], [record_key])
+    async def ack_with_record(self, delivery: Delivery, record: bytes, ttl_ms: int) -> None:
+        """Acknowledge and store the final record (published to its waiters) in one script."""
+        await self._run("ack", [delivery.envelope.uuid, record, ttl_ms])
+
+    async def save_running(self, records: Sequence[tuple[str, bytes]]) -> None:
+        """Store ``(uuid, record)`` pairs of running tasks, skipping tasks no longer leased."""
+        args: list[Any] = [len(records)]
+        for uuid, record in records:
+            args += [uuid, record]
+        await self._run("save_running", args)
 
     async def requeue(self, delivery: Delivery, delay: float = 0.0) -> None:
         """Give the task back (only while this worker still holds its lease)."""
-        await self.requeue_with_record(delivery, delay, b"", self.server.key("r", delivery.envelope.uuid))
+        await self.requeue_with_record(delivery, delay, b"")
 
-    async def requeue_with_record(self, delivery: Delivery, delay: float, record: bytes, record_key: str) -> bool:
+    async def requeue_with_record(self, delivery: Delivery, delay: float, record: bytes) -> bool:
         """Give the task back and store its record in one script; False if the lease was lost."""
         args = [delivery.envelope.uuid, delivery.receipt, int(delay * 1000), record]
-        return bool(await self._run("requeue", args, [record_key]))
+        return bool(await self._run("requeue", args))
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move the task to the dead-letter queue (only while this worker holds its lease)."""
-        await self.dead_letter_with_record(delivery, reason, b"", self.server.key("r", delivery.envelope.uuid), 0, "")
+        await self.dead_letter_with_record(delivery, reason, b"", 0)
 
-    async def dead_letter_with_record(self, delivery: Delivery, reason: str, record: bytes, record_key: str, ttl_ms: int, channel: str) -> bool:
+    async def dead_letter_with_record(self, delivery: Delivery, reason: str, record: bytes, ttl_ms: int) -> bool:
         """Dead-letter the task and store its final record in one script; False if the lease was lost."""
-        args = [delivery.envelope.uuid, delivery.receipt, reason, record, ttl_ms, channel]
-        return bool(await self._run("dead_letter", args, [record_key]))
+        return bool(await self._run("dead_letter", [delivery.envelope.uuid, delivery.receipt, reason, record, ttl_ms]))
 
     async def cancel(self, uuid: str) -> bool:
         """Drop a queued task that no worker holds."""
-        return await self.cancel_with_record(uuid, b"", self.server.key("r", uuid), 0, "")
+        return await self.cancel_with_record(uuid, b"", 0)
 
-    async def cancel_with_record(self, uuid: str, record: bytes, record_key: str, ttl_ms: int, channel: str) -> bool:
+    async def cancel_with_record(self, uuid: str, record: bytes, ttl_ms: int) -> bool:
         """Drop a queued task and store its ``cancel`` record in one script."""
-        return bool(await self._run("cancel", [uuid, record, ttl_ms, channel], [record_key]))
+        return bool(await self._run("cancel", [uuid, record, ttl_ms]))
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters."""

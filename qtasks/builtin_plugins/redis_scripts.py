@@ -1,8 +1,10 @@
 """The Lua scripts of the Redis broker: every state change of a task is one atomic script.
 
-Every broker script gets the same fixed keys first (``QUEUE_KEYS``, all under one hash tag so
-that they share a Redis Cluster slot), then the record keys it writes. Time comes from the
-server's clock (``TIME``) so that workers on different machines agree on leases.
+Every broker script gets one key, the queue's ``ready`` key, and derives the others from its
+prefix: they all share the ``{app}`` hash tag, hence one Redis Cluster slot, which is what a
+Cluster node checks. (Passing all fourteen keys made redis-py spend most of a call packing them.)
+Time comes from the server's clock (``TIME``) so that workers on different machines agree on
+leases. A final record is published on ``done:<uuid>`` for the waiters.
 
 Layout of one queue (prefix ``qtasks:{app}:``):
     ready    ZSET  score = priority, member = 16 hex digits of a sequence number + uuid (FIFO
@@ -24,7 +26,9 @@ __all__ = ["QUEUE_KEYS", "SCRIPTS", "SAVE"]
 QUEUE_KEYS = ("ready", "delayed", "leases", "msg", "prio", "count", "lost", "owner", "why", "dead", "wake", "seq", "workers", "alive")
 
 _PRELUDE = """
-local READY, DELAYED, LEASES, MSG, PRIO, COUNT, LOST, OWNER, WHY, DEAD, WAKE, SEQ, WORKERS, ALIVE = unpack(KEYS, 1, 14)
+local P = string.sub(KEYS[1], 1, -6)
+local READY, DELAYED, LEASES, MSG, PRIO, COUNT, LOST = KEYS[1], P .. 'delayed', P .. 'leases', P .. 'msg', P .. 'prio', P .. 'count', P .. 'lost'
+local OWNER, WHY, DEAD, WAKE, SEQ, WORKERS, ALIVE = P .. 'owner', P .. 'why', P .. 'dead', P .. 'wake', P .. 'seq', P .. 'workers', P .. 'alive'
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -37,10 +41,15 @@ local function place(uuid, prio)
   local seq = redis.call('INCR', SEQ)
   redis.call('ZADD', READY, prio, string.format('%016x', seq) .. uuid)
 end
-local function store(key, record, ttl, channel)
+local function store(uuid, record, ttl)
   if record == '' then return end
-  if tonumber(ttl) > 0 then redis.call('SET', key, record, 'PX', ttl) else redis.call('SET', key, record) end
-  if channel ~= '' then redis.call('PUBLISH', channel, record) end
+  local key = P .. 'r:' .. uuid
+  if tonumber(ttl) > 0 then
+    redis.call('SET', key, record, 'PX', ttl)
+    redis.call('PUBLISH', P .. 'done:' .. uuid, record)
+  else
+    redis.call('SET', key, record)
+  end
 end
 local function forget(uuid)
   redis.call('HDEL', MSG, uuid); redis.call('HDEL', PRIO, uuid); redis.call('HDEL', COUNT, uuid)
@@ -53,14 +62,14 @@ end
 """
 
 _ENQUEUE = """
--- ARGV: n, then per task: uuid, priority, due (ms), payload, record; KEYS[15..]: record keys
+-- ARGV: n, then per task: uuid, priority, due (ms), payload, record
 local now = now_ms()
 local n = tonumber(ARGV[1])
 for i = 0, n - 1 do
   local b = 2 + i * 5
   local uuid, prio, due = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
   if redis.call('HSETNX', MSG, uuid, ARGV[b + 3]) == 1 then
-    store(KEYS[15 + i], ARGV[b + 4], 0, '')
+    store(uuid, ARGV[b + 4], 0)
     redis.call('HSET', PRIO, uuid, prio)
     if due > now then redis.call('ZADD', DELAYED, due, uuid) else place(uuid, prio) end
   end
@@ -145,44 +154,44 @@ return 1
 """
 
 _ACK = """
--- ARGV: uuid, record, ttl (ms), channel; KEYS[15]: the record key
+-- ARGV: uuid, final record ('' : none), ttl (ms)
 forget(ARGV[1])
-store(KEYS[15], ARGV[2], ARGV[3], ARGV[4])
+store(ARGV[1], ARGV[2], ARGV[3])
 return 1
 """
 
 _REQUEUE = """
--- ARGV: uuid, worker, delay (ms), record; KEYS[15]: the record key. Only the lease holder may requeue.
+-- ARGV: uuid, worker, delay (ms), record. Only the lease holder may requeue.
 local uuid, delay = ARGV[1], tonumber(ARGV[3])
 if not leased_by(uuid, ARGV[2]) then return 0 end
 redis.call('ZREM', LEASES, uuid)
 redis.call('HDEL', OWNER, uuid)
-store(KEYS[15], ARGV[4], 0, '')
+store(uuid, ARGV[4], 0)
 if delay > 0 then redis.call('ZADD', DELAYED, now_ms() + delay, uuid) else place(uuid, redis.call('HGET', PRIO, uuid) or 0) end
 wake()
 return 1
 """
 
 _DEAD_LETTER = """
--- ARGV: uuid, worker, reason, record, ttl (ms), channel; KEYS[15]: the record key
+-- ARGV: uuid, worker, reason, final record, ttl (ms)
 local uuid = ARGV[1]
 if not leased_by(uuid, ARGV[2]) then return 0 end
 redis.call('ZREM', LEASES, uuid)
 redis.call('HDEL', OWNER, uuid)
 redis.call('ZADD', DEAD, now_ms(), uuid)
 redis.call('HSET', WHY, uuid, ARGV[3])
-store(KEYS[15], ARGV[4], ARGV[5], ARGV[6])
+store(uuid, ARGV[4], ARGV[5])
 return 1
 """
 
 _CANCEL = """
--- ARGV: uuid, record, ttl (ms), channel; KEYS[15]: the record key. Only a queued, unclaimed task.
+-- ARGV: uuid, final record, ttl (ms). Only a queued, unclaimed task.
 local uuid = ARGV[1]
 if redis.call('HEXISTS', MSG, uuid) == 0 or redis.call('ZSCORE', LEASES, uuid) or redis.call('ZSCORE', DEAD, uuid) then
   return 0
 end
 forget(uuid)
-store(KEYS[15], ARGV[2], ARGV[3], ARGV[4])
+store(uuid, ARGV[2], ARGV[3])
 return 1
 """
 
@@ -221,15 +230,27 @@ return #dead
 """
 
 _PURGE = """
--- Drops queued (ready and delayed) tasks; leased and dead ones stay.
+-- Drops queued (ready and delayed) tasks and the wake-up list; leased and dead ones stay. The
+-- FIFO sequence restarts only when no task at all is left to order against.
 local count = 0
 for _, member in ipairs(redis.call('ZRANGE', READY, 0, -1)) do
   local uuid = string.sub(member, 17)
   if redis.call('HEXISTS', MSG, uuid) == 1 then count = count + 1; forget(uuid) end
 end
 for _, uuid in ipairs(redis.call('ZRANGE', DELAYED, 0, -1)) do count = count + 1; forget(uuid) end
-redis.call('DEL', READY, DELAYED)
+redis.call('DEL', READY, DELAYED, WAKE)
+if redis.call('HLEN', MSG) == 0 then redis.call('DEL', SEQ) end
 return count
+"""
+
+_SAVE_RUNNING = """
+-- ARGV: n, then per task: uuid, record. Writes the record of a task only while it is leased, so
+-- a late write can never replace the final record that its ack stored.
+for i = 0, tonumber(ARGV[1]) - 1 do
+  local uuid = ARGV[2 + i * 2]
+  if redis.call('ZSCORE', LEASES, uuid) then store(uuid, ARGV[3 + i * 2], 0) end
+end
+return 1
 """
 
 SAVE = """
@@ -245,6 +266,6 @@ SCRIPTS = {
         "enqueue": _ENQUEUE, "claim": _CLAIM, "heartbeat": _HEARTBEAT, "workers": _WORKERS,
         "forget_worker": _FORGET_WORKER, "ack": _ACK, "requeue": _REQUEUE, "dead_letter": _DEAD_LETTER,
         "cancel": _CANCEL, "dead_letters": _DEAD_LETTERS, "requeue_dead": _REQUEUE_DEAD,
-        "purge_dead": _PURGE_DEAD, "purge": _PURGE,
+        "purge_dead": _PURGE_DEAD, "purge": _PURGE, "save_running": _SAVE_RUNNING,
     }.items()
 }

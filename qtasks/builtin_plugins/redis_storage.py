@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -14,7 +16,10 @@ from qtasks.builtin_plugins.redis_server import RedisServer, server_for
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import FINAL_STATUSES, Delivery, Envelope, Task
 
-__all__ = ["RedisStorage", "qtasks_make_storage"]
+__all__ = ["RedisStorage", "qtasks_make_storage", "RUNNING_WRITE_DELAY"]
+
+log = logging.getLogger("qtasks.redis")
+RUNNING_WRITE_DELAY = 0.002
 
 
 def _is_final(record: bytes) -> bool:
@@ -26,7 +31,11 @@ class RedisStorage:
 
     A final record expires after ``result_ttl`` seconds and is published on the task's channel,
     so ``wait`` returns as soon as the task ends. With the Redis broker of the same app, every
-    record change that goes with a queue change is one script (``CoupledStorage``).
+    record change that goes with a queue change is one script (``CoupledStorage``), and the
+    ``process`` records of running tasks are written together, at most ``RUNNING_WRITE_DELAY``
+    seconds late, and not at all for a task that ends sooner: a task that takes a millisecond
+    costs one round trip on the worker, not two. They are written only while the task is
+    leased, so a late write never replaces a final record.
 
     Args:
         server: The app's shared Redis connection.
@@ -40,6 +49,9 @@ class RedisStorage:
         self.waiter = ResultWaiter(server)
         self._ttl_ms = max(int(result_ttl * 1000), 1)
         self._broker: Any = None
+        self._running: dict[str, Task] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Open the shared connection."""
@@ -47,22 +59,52 @@ class RedisStorage:
 
     async def stop(self) -> None:
         """Stop the result reader and close the shared connection (when nothing else uses it)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._running.clear()
+        for flushing in list(self._flushing):
+            await asyncio.wait([flushing])
         await self.waiter.close()
         await self.server.close()
 
     def _key(self, uuid: UUID | str) -> str:
         return self.server.key("r", str(uuid))
 
-    def _final(self, task: Task) -> tuple[int, str]:
-        """The TTL (ms) and channel of a record: none for a record that is not final."""
-        if task.status in FINAL_STATUSES:
-            return self._ttl_ms, self.waiter.channel_name(str(task.uuid))
-        return 0, ""
+    def _ttl(self, task: Task) -> int:
+        """The TTL (ms) of a record: 0 (none) unless it is final."""
+        return self._ttl_ms if task.status in FINAL_STATUSES else 0
 
     async def save(self, task: Task) -> None:
         """Store the record; a final one gets the TTL and is published to its waiters."""
-        ttl, channel = self._final(task)
+        uuid = str(task.uuid)
+        if task.status == "process" and self._broker is not None:
+            self._running[uuid] = task
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(RUNNING_WRITE_DELAY, self._start_flush)
+            return
+        self._running.pop(uuid, None)
+        ttl = self._ttl(task)
+        channel = self.waiter.channel_name(str(task.uuid)) if ttl else ""
         await self.server.run("save", SAVE, [self._key(task.uuid)], [self.codec.dumps(task), ttl, channel])
+
+    def _start_flush(self) -> None:
+        self._flush = None
+        if self._running:
+            flushing = asyncio.get_running_loop().create_task(self._write_running())
+            self._flushing.add(flushing)
+            flushing.add_done_callback(self._flushing.discard)
+
+    async def _write_running(self) -> None:
+        batch, self._running = self._running, {}
+        try:
+            await self._broker.save_running([(uuid, self.codec.dumps(task)) for uuid, task in batch.items()])
+        except Exception as error:  # unreachable: keep what no later record replaced, try again
+            log.warning("writing %d running record(s) failed (%s); retrying", len(batch), error)
+            for uuid, task in batch.items():
+                self._running.setdefault(uuid, task)
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(0.5, self._start_flush)
 
     async def get(self, uuid: UUID) -> Task | None:
         """Return the record, or None (never stored, or expired)."""
@@ -104,26 +146,26 @@ class RedisStorage:
 
     async def save_enqueue(self, tasks: Sequence[Task], envelopes: Sequence[Envelope]) -> None:
         """Store the ``new`` records and queue the envelopes in one script."""
-        await self._broker.enqueue_with_records(envelopes, [self.codec.dumps(t) for t in tasks], [self._key(t.uuid) for t in tasks])
+        await self._broker.enqueue_with_records(envelopes, [self.codec.dumps(t) for t in tasks])
 
     async def save_ack(self, task: Task, delivery: Delivery) -> None:
         """Store the final record, publish it and acknowledge, in one script."""
-        ttl, channel = self._final(task)
-        await self._broker.ack_with_record(delivery, self.codec.dumps(task), self._key(task.uuid), ttl, channel)
+        self._running.pop(str(task.uuid), None)
+        await self._broker.ack_with_record(delivery, self.codec.dumps(task), self._ttl(task))
 
     async def save_requeue(self, task: Task, delivery: Delivery, delay: float) -> None:
         """Store the record and give the task back, in one script (nothing if the lease was lost)."""
-        await self._broker.requeue_with_record(delivery, delay, self.codec.dumps(task), self._key(task.uuid))
+        self._running.pop(str(task.uuid), None)
+        await self._broker.requeue_with_record(delivery, delay, self.codec.dumps(task))
 
     async def save_dead_letter(self, task: Task, delivery: Delivery, reason: str) -> None:
         """Store the ``error`` record and dead-letter the task, in one script."""
-        ttl, channel = self._final(task)
-        await self._broker.dead_letter_with_record(delivery, reason, self.codec.dumps(task), self._key(task.uuid), ttl, channel)
+        self._running.pop(str(task.uuid), None)
+        await self._broker.dead_letter_with_record(delivery, reason, self.codec.dumps(task), self._ttl(task))
 
     async def save_cancel(self, task: Task) -> bool:
         """Drop the queued task and store its ``cancel`` record, in one script."""
-        ttl, channel = self._final(task)
-        return await self._broker.cancel_with_record(str(task.uuid), self.codec.dumps(task), self._key(task.uuid), ttl, channel)
+        return await self._broker.cancel_with_record(str(task.uuid), self.codec.dumps(task), self._ttl(task))
 
 
 async def _scan(client: Any, pattern: str) -> list[bytes]:
