@@ -274,3 +274,20 @@ def test_broker_url_validation_hides_passwords(monkeypatch: pytest.MonkeyPatch) 
     assert "hunter2" not in message and "***" in message and "did you mean 'redis'" in message
     monkeypatch.setenv("QTASKS_BROKER_URL", "memory://")
     assert QueueTasks().url == "memory://"
+
+
+@pytest.mark.parametrize(("field", "value", "rule"), [("task_lease", 0, "> 0"), ("result_ttl", -1, "> 0"), ("broker_timeout", "5", "> 0"), ("max_deliveries", 0, ">= 1")])
+def test_reliability_settings_are_checked(field: str, value: Any, rule: str) -> None:
+    from qtasks import QueueConfig
+
+    with pytest.raises(ValueError, match=f"QueueConfig.{field} must be a number {rule}.*QTASKS_{field.upper()}"):
+        QueueConfig(**{field: value})
+
+
+def test_reliability_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qtasks import QueueConfig
+
+    monkeypatch.setenv("QTASKS_TASK_LEASE", "2.5")
+    monkeypatch.setenv("QTASKS_MAX_DELIVERIES", "3")
+    config = QueueConfig()
+    assert (config.task_lease, config.max_deliveries, config.result_ttl) == (2.5, 3, 86400.0)

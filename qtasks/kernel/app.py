@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import anyio
@@ -20,32 +19,18 @@ from qtasks.kernel.config import QueueConfig
 from qtasks.kernel.global_config import GlobalConfigFacade
 from qtasks.kernel.handles import AsyncTask
 from qtasks.kernel.legacy import plugin_for
-from qtasks.kernel.model import Task, TaskDefinition, now
+from qtasks.kernel.model import Task, TaskDefinition, as_uuid, now
 from qtasks.kernel.pluginmanager import QtasksPluginManager, env_flag, env_list
 from qtasks.kernel.portal import LoopThread
 from qtasks.kernel.producer import check_call, enqueue, enqueue_many, not_before
-from qtasks.kernel.registry import TaskRegistry
+from qtasks.kernel.registry import TaskRegistry, task_decorator
 from qtasks.kernel.steps import Steps
 from qtasks.kernel.urls import resolve_url
 from qtasks.logs import Logger
 
-__all__ = ["AsyncQueueTasks", "task_decorator"]
+__all__ = ["AsyncQueueTasks", "task_decorator"]  # task_decorator: re-exported for the sync facade
 
 log = logging.getLogger("qtasks")
-H = TypeVar("H")
-
-
-def task_decorator(app: AsyncQueueTasks, handle: Callable[[TaskDefinition], H], name_or_func: Any, options: dict[str, Any]) -> Any:
-    """Implement ``@app.task`` bare and called: register the function, return ``handle(definition)``."""
-
-    def register(func: Callable[..., Any], name: str | None = None) -> H:
-        return handle(app.registry.define(func, name, app.config.task_default_priority, options))
-
-    if callable(name_or_func):
-        return register(name_or_func)
-    if name_or_func is not None and not isinstance(name_or_func, str):
-        raise TypeError(f"@task(name) expects a string name, got {type(name_or_func).__name__}")
-    return lambda func: register(func, options.pop("name", None) or name_or_func)
 
 
 class AsyncQueueTasks:
@@ -267,7 +252,7 @@ class AsyncQueueTasks:
         """
         if not self.components.started:
             await self.start()
-        task = await self.storage.get(_as_uuid(uuid))
+        task = await self.storage.get(as_uuid(uuid))
         if task is None or task.finished:
             return False
         cancelled = attrs.evolve(task, status="cancel", cancel_reason=reason or "cancelled before it ran", updated_at=now())
@@ -277,14 +262,14 @@ class AsyncQueueTasks:
         """Return the stored record of a task, or None if there is none."""
         if not self.components.started:
             await self.start()
-        task = await self.storage.get(_as_uuid(uuid))
+        task = await self.storage.get(as_uuid(uuid))
         return None if task is None else await self._seen(task)
 
     async def wait_result(self, uuid: UUID | str, timeout: float = 100.0) -> Task | None:
         """Wait until a task's status is final; return the record, or None after ``timeout`` seconds."""
         if not self.components.started:
             await self.start()
-        task = await self.storage.wait(_as_uuid(uuid), timeout)
+        task = await self.storage.wait(as_uuid(uuid), timeout)
         return None if task is None else await self._seen(task)
 
     async def _seen(self, task: Task) -> Task:
@@ -313,24 +298,9 @@ class AsyncQueueTasks:
 
     async def serve(self, concurrency: int | None = None, handle_signals: bool = True) -> None:
         """Run a worker until SIGINT/SIGTERM or ``stop()``, then stop the components."""
-        from qtasks.kernel.worker import Worker
+        from qtasks.kernel.worker import serve_app
 
-        self.worker = Worker(self, concurrency or self.config.max_tasks_process, self.config.graceful_stop_timeout)
-        try:
-            async with anyio.create_task_group() as group:
-                if handle_signals:
-                    group.start_soon(self._stop_on_signals)
-                await self.worker.serve()
-                group.cancel_scope.cancel()
-        finally:
-            self.worker = None
-            await self.close()
-
-    async def _stop_on_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("received %s: stopping (finishing the running tasks)", signal.Signals(signum).name)
-                self.request_stop()
+        await serve_app(self, concurrency or self.config.max_tasks_process, handle_signals)
 
     def request_stop(self) -> None:
         """Ask the running worker to stop claiming and drain (safe from the loop's thread)."""
@@ -355,11 +325,3 @@ class AsyncQueueTasks:
             self._loop_thread = LoopThread(self.name)
         return self._loop_thread
 
-
-def _as_uuid(value: UUID | str) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a task uuid: pass the uuid of a Task (task.uuid)") from None

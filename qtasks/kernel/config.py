@@ -31,6 +31,9 @@ def _cast(raw: str, current: Any, field: str) -> Any:
     return raw
 
 
+_POSITIVE = {"task_lease": 0, "result_ttl": 0, "broker_timeout": 0, "max_deliveries": 1}
+
+
 @attrs.define(kw_only=True)
 class QueueConfig:
     """The settings shared by every component of one app.
@@ -76,6 +79,10 @@ class QueueConfig:
             if raw is None or current is None or callable(current):
                 continue
             object.__setattr__(self, name, _cast(raw, current, name))
+        for name, minimum in _POSITIVE.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum or (minimum == 0 and value == 0):
+                raise ValueError(f"QueueConfig.{name} must be a number {'>= 1' if minimum else '> 0'}, got {value!r} (also settable as QTASKS_{name.upper()})")
 
     def subscribe(self, callback: Callable[[QueueConfig, str, Any], None]) -> None:
         """Call ``callback(config, key, value)`` after every change of a setting."""

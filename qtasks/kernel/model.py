@@ -28,6 +28,7 @@ __all__ = [
     "TaskDefinition",
     "ConfigEntry",
     "new_uuid",
+    "as_uuid",
     "now",
 ]
 
@@ -52,6 +53,16 @@ FINAL_STATUSES = frozenset({"success", "error", "cancel"})
 def new_uuid() -> UUID:
     """Return a fresh random task id."""
     return uuid_module.uuid4()
+
+
+def as_uuid(value: UUID | str) -> UUID:
+    """Return ``value`` as a UUID; a string that is not one raises ValueError naming the fix."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a task uuid: pass the uuid of a Task (task.uuid)") from None
 
 
 def now() -> datetime:

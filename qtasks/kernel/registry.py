@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 from qtasks.errors import ConfigurationError, UnknownOptionError, close_matches
 from qtasks.kernel.model import TaskDefinition
 
-__all__ = ["OptionSpec", "OptionRegistrar", "TaskRegistry", "KERNEL_OPTIONS"]
+if TYPE_CHECKING:
+    from qtasks.kernel.app import AsyncQueueTasks
+
+__all__ = ["OptionSpec", "OptionRegistrar", "TaskRegistry", "KERNEL_OPTIONS", "task_decorator"]
+
+H = TypeVar("H")
 
 _FIELDS = {f.name for f in attrs.fields(TaskDefinition)}
 
@@ -110,3 +115,16 @@ class TaskRegistry:
         )
         self.tasks[task_name] = definition
         return definition
+
+
+def task_decorator(app: AsyncQueueTasks, handle: Callable[[TaskDefinition], H], name_or_func: Any, options: dict[str, Any]) -> Any:
+    """Implement ``@app.task`` bare and called: register the function, return ``handle(definition)``."""
+
+    def register(func: Callable[..., Any], name: str | None = None) -> H:
+        return handle(app.registry.define(func, name, app.config.task_default_priority, options))
+
+    if callable(name_or_func):
+        return register(name_or_func)
+    if name_or_func is not None and not isinstance(name_or_func, str):
+        raise TypeError(f"@task(name) expects a string name, got {type(name_or_func).__name__}")
+    return lambda func: register(func, options.pop("name", None) or name_or_func)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 from collections import deque
@@ -18,7 +19,7 @@ from qtasks.kernel.model import Delivery, TaskDefinition, WorkerInfo
 if TYPE_CHECKING:
     from qtasks.kernel.app import AsyncQueueTasks
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "serve_app"]
 
 log = logging.getLogger("qtasks.worker")
 CLAIM_WAIT = 5.0
@@ -202,3 +203,25 @@ class Worker:
             self._consumers_left -= 1
             if self._consumers_left == 0:
                 self._drained.set()
+
+
+async def serve_app(app: AsyncQueueTasks, concurrency: int, handle_signals: bool) -> None:
+    """Serve ``app`` with a new worker until SIGINT/SIGTERM (if handled) or ``app.stop()``,
+    then stop the app's components."""
+    app.worker = Worker(app, concurrency, app.config.graceful_stop_timeout)
+    try:
+        async with anyio.create_task_group() as group:
+            if handle_signals:
+                group.start_soon(_stop_on_signals, app)
+            await app.worker.serve()
+            group.cancel_scope.cancel()
+    finally:
+        app.worker = None
+        await app.close()
+
+
+async def _stop_on_signals(app: AsyncQueueTasks) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s: stopping (finishing the running tasks)", signal.Signals(signum).name)
+            app.request_stop()
