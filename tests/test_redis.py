@@ -264,3 +264,28 @@ async def test_restarting_redis_with_a_thousand_tasks_in_flight_loses_none(tmp_p
     finally:
         await app.close()
         server.stop()
+
+
+async def test_a_worker_started_before_redis_waits_for_it_and_logs_the_outage_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = RedisProcess(tmp_path)  # not started yet: the port is free
+    app = QueueTasks(name="early", broker_url=server.url, config=QueueConfig(broker_timeout=0.2, task_lease=1.0))
+
+    @app.task
+    async def ping() -> str:
+        return "pong"
+
+    try:
+        with caplog.at_level(logging.INFO):
+            async with running_worker(app, concurrency=2):
+                with anyio.fail_after(10):
+                    while not any("claiming from the broker failed" in r.getMessage() for r in caplog.records):
+                        await anyio.sleep(0.01)  # waits for the worker's first failed claim
+                server.start()
+                result = await ping.add_task(timeout=15)
+        assert result.status == "success" and result.returning == "pong"
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("claiming from the broker failed" in m for m in messages) == 1
+        assert any("claiming works again" in m for m in messages)
+    finally:
+        await app.close()
+        server.stop()

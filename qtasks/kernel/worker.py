@@ -94,7 +94,10 @@ class Worker:
         await app.dispatcher.notify("qtasks_startup", app=app, component="worker")
         try:
             async with anyio.create_task_group() as consumers:
-                await self._heartbeat()
+                try:
+                    await self._heartbeat()
+                except Exception as error:  # the renewal loop keeps trying
+                    log.error("registering the worker failed (%s: %s)", type(error).__name__, error)
                 consumers.start_soon(self._renew_leases)
                 for _ in range(self.concurrency):
                     consumers.start_soon(self._consume)
@@ -107,7 +110,11 @@ class Worker:
         finally:
             with anyio.CancelScope(shield=True):
                 while self._claimed:
-                    await hand_back(self, self._claimed.popleft())
+                    delivery = self._claimed.popleft()
+                    try:
+                        await hand_back(self, delivery)
+                    except Exception as error:  # its lease runs out and it runs elsewhere
+                        log.warning("could not hand task %s back (%s); it returns when its lease ends", delivery.envelope.uuid, error)
                 try:
                     await self.broker.forget_worker(self.worker_id)
                 except Exception as error:  # the registry entry expires by itself
