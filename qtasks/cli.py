@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from qtasks._state import kernel_of
@@ -23,7 +23,7 @@ from qtasks.version import __version__
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["main", "CliError", "QtasksArgumentParser", "build_parser", "find_app_option", "load_app", "redact_text"]
+__all__ = ["main", "CliError", "positive_int", "QtasksArgumentParser", "build_parser", "find_app_option", "load_app", "redact_text"]
 
 log = logging.getLogger("qtasks.cli")
 USAGE = 2
@@ -152,14 +152,19 @@ def load_app(spec: str) -> tuple[Any, Any]:
     return obj, kernel_of(obj)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (the number of tasks run at once), got {value}")
-    return value
+def positive_int(meaning: str) -> Callable[[str], int]:
+    """Return an argparse ``type=`` that accepts whole numbers >= 1; errors say what the number is."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1 ({meaning}), got {value}")
+        return value
+
+    return parse
 
 
 def _configure_logging() -> None:
@@ -207,7 +212,7 @@ def build_parser(app: Any = None) -> QtasksArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", required=True)
     run = commands.add_parser("run", help="run a worker until SIGINT/SIGTERM", description="Run a worker "
                               "until SIGINT or SIGTERM; then it stops claiming and lets running tasks finish.")
-    run.add_argument("-c", "--concurrency", type=_positive_int, default=None, metavar="N",
+    run.add_argument("-c", "--concurrency", type=positive_int("the number of tasks run at once"), default=None, metavar="N",
                      help="tasks run at once (default: the app's config.max_tasks_process)")
     run.set_defaults(func=lambda args, kernel: run_worker(app, args.concurrency))
     if app is not None:

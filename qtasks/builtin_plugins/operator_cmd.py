@@ -53,12 +53,14 @@ def qtasks_register_commands(commands: argparse._SubParsersAction, app: AsyncQue
 
 
 def _add_dlq_commands(commands: argparse._SubParsersAction) -> None:
+    from qtasks.cli import positive_int
+
     dlq = commands.add_parser("dlq", help="list, requeue or purge the dead-letter queue",
                               description="Inspect and repair the dead-letter queue.")
     sub = dlq.add_subparsers(dest="dlq_command", metavar="SUBCOMMAND", title="subcommands", required=True)
     listing = sub.add_parser("list", help="the dead letters, oldest first",
                              description="List the dead letters, oldest first, with the reason each is there.")
-    listing.add_argument("--limit", type=_limit, default=100, metavar="N", help="show at most N (default 100)")
+    listing.add_argument("--limit", type=positive_int("the number of dead letters shown"), default=100, metavar="N", help="show at most N (default 100)")
     listing.add_argument("--json", action="store_true", help="print a JSON list of objects (full reasons)")
     listing.set_defaults(func=list_command)
     requeue = sub.add_parser("requeue", help="queue dead letters again",
@@ -70,16 +72,6 @@ def _add_dlq_commands(commands: argparse._SubParsersAction) -> None:
                            description="Drop every dead letter for good.")
     purge.add_argument("--yes", action="store_true", help="confirm: the dead letters cannot be recovered")
     purge.set_defaults(func=purge_command)
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (the number of dead letters shown), got {value}")
-    return value
 
 
 # -- running the async part ------------------------------------------------------------------------
