@@ -289,3 +289,22 @@ async def test_a_worker_started_before_redis_waits_for_it_and_logs_the_outage_on
     finally:
         await app.close()
         server.stop()
+
+
+async def test_a_sync_producer_gets_pushed_results_from_another_app_object(redis_app: QueueTasks) -> None:
+    from qtasks import QueueTasks as SyncQueueTasks
+
+    @redis_app.task
+    async def square(x: int) -> int:
+        return x * x
+
+    producer = SyncQueueTasks(name=redis_app.name, broker_url=SHARED_URL)
+    try:
+        async with running_worker(redis_app, concurrency=2):
+            result = await anyio.to_thread.run_sync(lambda: producer.add_task("square", 7, timeout=10))
+            batch = await anyio.to_thread.run_sync(lambda: producer.add_tasks("square", [(1,), (2,)]))
+            finals = [await redis_app.wait_result(t.uuid, 10) for t in batch]
+        assert result.status == "success" and result.returning == 49
+        assert [t.returning for t in finals] == [1, 4]
+    finally:
+        await anyio.to_thread.run_sync(producer.close)
