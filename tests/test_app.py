@@ -291,3 +291,10 @@ def test_reliability_settings_come_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("QTASKS_MAX_DELIVERIES", "3")
     config = QueueConfig()
     assert (config.task_lease, config.max_deliveries, config.result_ttl) == (2.5, 3, 86400.0)
+
+
+def test_a_setting_given_in_code_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from qtasks import QueueConfig
+
+    monkeypatch.setenv("QTASKS_TASK_LEASE", "2.5")
+    assert QueueConfig(task_lease=5.0).task_lease == 5.0

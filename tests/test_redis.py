@@ -308,3 +308,27 @@ async def test_a_sync_producer_gets_pushed_results_from_another_app_object(redis
         assert [t.returning for t in finals] == [1, 4]
     finally:
         await anyio.to_thread.run_sync(producer.close)
+
+
+async def test_timeouts_in_the_url_do_not_break_the_blocking_claim(caplog: pytest.LogCaptureFixture) -> None:
+    app = QueueTasks(name=f"t-{uuid4().hex[:8]}", broker_url=SHARED_URL + "?socket_timeout=0.05")
+
+    @app.task
+    async def ok() -> str:
+        return "ok"
+
+    try:
+        with caplog.at_level(logging.INFO):
+            async with running_worker(app, concurrency=1):
+                await anyio.sleep(0.3)  # idle longer than the URL's socket timeout: the claim blocks
+                result = await ok.add_task(timeout=10)
+        assert result.returning == "ok"
+        assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
+    finally:
+        await app.flush_all()
+        await app.close()
+
+
+def test_an_empty_app_name_is_refused_for_redis() -> None:
+    with pytest.raises(ConfigurationError, match="cannot be empty"):
+        QueueTasks(name="", broker_url=SHARED_URL).broker

@@ -116,7 +116,7 @@ class MemoryBroker:
             entry.state, entry.token, entry.deadline = "leased", next(self._seq), clock + self.lease
             entry.deliveries += 1
             heapq.heappush(self._leases, (entry.deadline, entry.token, uuid))
-            taken.append(Delivery(envelope=entry.envelope, delivery_count=entry.deliveries, lost=entry.lost, receipt=uuid))
+            taken.append(Delivery(envelope=entry.envelope, delivery_count=entry.deliveries, lost=entry.lost, receipt=entry.token))
         return taken
 
     def _next_due(self) -> float:
@@ -144,8 +144,8 @@ class MemoryBroker:
         self._workers[worker.worker_id] = worker
         deadline = time.time() + self.lease
         for delivery in deliveries:
-            entry = self._entries.get(delivery.receipt)
-            if entry is not None and entry.state == "leased":
+            entry = self._leased(delivery)
+            if entry is not None:
                 entry.deadline = deadline
 
     async def forget_worker(self, worker_id: str) -> None:
@@ -158,13 +158,14 @@ class MemoryBroker:
         return [w for w in self._workers.values() if w.seen_at >= oldest]
 
     def _leased(self, delivery: Delivery) -> _Entry | None:
-        entry = self._entries.get(delivery.receipt)
-        return entry if entry is not None and entry.state == "leased" else None
+        """The entry while ``delivery``'s own lease holds it (the token changes on every move)."""
+        entry = self._entries.get(delivery.envelope.uuid)
+        return entry if entry is not None and entry.state == "leased" and entry.token == delivery.receipt else None
 
     async def ack(self, delivery: Delivery) -> None:
-        """Forget the envelope."""
+        """Forget the envelope (only while this delivery's lease holds it)."""
         if self._leased(delivery) is not None:
-            del self._entries[delivery.receipt]
+            del self._entries[delivery.envelope.uuid]
 
     async def requeue(self, delivery: Delivery, delay: float = 0.0) -> None:
         """Put the envelope back, claimable after ``delay`` seconds; its lost count is unchanged."""

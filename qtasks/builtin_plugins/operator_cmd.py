@@ -123,7 +123,7 @@ async def _workers(app: AsyncQueueTasks) -> list[WorkerInfo]:
 
 
 async def _mark_queued(app: AsyncQueueTasks, uuid: str) -> None:
-    """Store a requeued task's record as ``new`` again, unless a worker has picked it up already."""
+    """Store a dead task's record as ``new`` again (while it is dead, so no worker can race it)."""
     try:
         task_id = UUID(uuid)
     except ValueError:  # an envelope queued without a task uuid has no record
@@ -144,9 +144,10 @@ async def requeue_dead_letters(app: AsyncQueueTasks, uuids: Sequence[str] | None
         The requeued uuids, and those of ``uuids`` that were not dead letters.
     """
     wanted = None if uuids is None else list(dict.fromkeys(uuids))
+    dead = {letter.uuid for letter in await app.broker.dead_letters(limit=1_000_000)}
+    for uuid in dead if wanted is None else [u for u in wanted if u in dead]:
+        await _mark_queued(app, uuid)  # before the requeue: a dead task cannot be running
     requeued = await app.broker.requeue_dead(wanted)
-    for uuid in requeued:
-        await _mark_queued(app, uuid)
     done = set(requeued)
     return requeued, [uuid for uuid in wanted or () if uuid not in done]
 

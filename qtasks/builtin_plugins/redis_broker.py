@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from qtasks.kernel.model import DeadLetter, Delivery, Envelope, WorkerInfo
 
 __all__ = ["RedisBroker", "qtasks_make_broker"]
 
+log = logging.getLogger("qtasks.redis")
 MIN_BLOCK = 0.01
 
 
@@ -108,12 +110,14 @@ class RedisBroker:
         return found
 
     async def ack(self, delivery: Delivery) -> None:
-        """Delete the task's message and bookkeeping."""
+        """Delete the task's message and bookkeeping (only while this worker holds its lease)."""
         await self.ack_with_record(delivery, b"", 0)
 
     async def ack_with_record(self, delivery: Delivery, record: bytes, ttl_ms: int) -> None:
         """Acknowledge and store the final record (published to its waiters) in one script."""
-        await self._run("ack", [delivery.envelope.uuid, record, ttl_ms])
+        if not await self._run("ack", [delivery.envelope.uuid, delivery.receipt, record, ttl_ms]):
+            log.warning("task %s: the lease was lost before the ack (the worker stalled for a whole lease, or the task "
+                        "was given back); this outcome is not stored and the task runs again elsewhere", delivery.envelope.uuid)
 
     async def save_running(self, records: Sequence[tuple[str, bytes]]) -> None:
         """Store ``(uuid, record)`` pairs of running tasks, skipping tasks no longer leased."""

@@ -99,7 +99,8 @@ while #out < max do
   for i = 1, #popped, 2 do
     local uuid = string.sub(popped[i], 17)
     local payload = redis.call('HGET', MSG, uuid)
-    if payload then
+    -- skip tombstones (cancelled) and stale duplicates of a task that is leased or dead
+    if payload and not redis.call('ZSCORE', LEASES, uuid) and not redis.call('ZSCORE', DEAD, uuid) then
       local count = redis.call('HINCRBY', COUNT, uuid, 1)
       redis.call('ZADD', LEASES, now + lease, uuid)
       redis.call('HSET', OWNER, uuid, worker)
@@ -154,9 +155,11 @@ return 1
 """
 
 _ACK = """
--- ARGV: uuid, final record ('' : none), ttl (ms)
+-- ARGV: uuid, worker, final record ('' : none), ttl (ms). Only the lease holder may ack: a worker
+-- whose lease ran out and was reclaimed (or that requeued the task) changes nothing.
+if not leased_by(ARGV[1], ARGV[2]) then return 0 end
 forget(ARGV[1])
-store(ARGV[1], ARGV[2], ARGV[3])
+store(ARGV[1], ARGV[3], ARGV[4])
 return 1
 """
 

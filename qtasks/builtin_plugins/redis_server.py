@@ -71,8 +71,8 @@ class RedisServer:
 
     def __init__(self, url: str, app_name: str, timeout: float = 10.0) -> None:
         check_url(url)
-        if "{" in app_name or "}" in app_name:
-            raise ConfigurationError(f"app name {app_name!r} cannot hold '{{' or '}}' with a Redis broker: they delimit the keys' hash tag")
+        if not app_name or "{" in app_name or "}" in app_name:
+            raise ConfigurationError(f"app name {app_name!r} cannot be empty or hold '{{' or '}}' with a Redis broker: it is the keys' hash tag")
         self.url = url
         self.safe_url = redact_url(url)
         self.timeout = timeout
@@ -93,12 +93,13 @@ class RedisServer:
         from redis.backoff import NoBackoff
 
         try:
-            return redis_asyncio.Redis.from_url(
-                self.url, socket_timeout=socket_timeout, socket_connect_timeout=min(self.timeout, 5.0),
-                retry=Retry(NoBackoff(), 0), health_check_interval=0,
-            )
+            client = redis_asyncio.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), health_check_interval=0)
         except ValueError as error:
             raise ConfigurationError(f"broker URL {self.safe_url!r} is not a valid Redis URL ({error}); write it as redis://[:password@]host:port/db, rediss://... or unix:///path/to/socket?db=0") from None
+        # QTasks owns the timeouts (a URL's query would otherwise win): reads wait for broker_timeout,
+        # except on the blocking client, and a connection attempt takes at most a second.
+        client.connection_pool.connection_kwargs.update(socket_timeout=socket_timeout, socket_connect_timeout=min(self.timeout, 1.0))
+        return client
 
     async def open(self) -> None:
         """Open the clients (once for all the app's Redis components)."""

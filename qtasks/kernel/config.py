@@ -31,6 +31,11 @@ def _cast(raw: str, current: Any, field: str) -> Any:
     return raw
 
 
+def _default(field: Any) -> Any:
+    default = field.default
+    return default.factory() if isinstance(default, attrs.Factory) else default  # type: ignore[attr-defined]
+
+
 _POSITIVE = {"task_lease": 0, "result_ttl": 0, "broker_timeout": 0, "max_deliveries": 1}
 
 
@@ -38,7 +43,8 @@ _POSITIVE = {"task_lease": 0, "result_ttl": 0, "broker_timeout": 0, "max_deliver
 class QueueConfig:
     """The settings shared by every component of one app.
 
-    Every field can be set from the environment as ``QTASKS_<FIELD>`` (lists comma-separated).
+    Every field left at its default can be set from the environment as ``QTASKS_<FIELD>`` (lists
+    comma-separated); a value given in code wins.
     ``subscribe(callback)`` calls ``callback(config, key, value)`` on every change.
 
     Reliability settings: ``task_lease`` (seconds a claimed task stays leased without a renewal;
@@ -76,8 +82,8 @@ class QueueConfig:
                 continue
             raw = os.environ.get(prefix + name.upper())
             current = getattr(self, name)
-            if raw is None or current is None or callable(current):
-                continue
+            if raw is None or current is None or callable(current) or current != _default(field):
+                continue  # a value given in code wins over the environment
             object.__setattr__(self, name, _cast(raw, current, name))
         for name, minimum in _POSITIVE.items():
             value = getattr(self, name)

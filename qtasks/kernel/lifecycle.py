@@ -158,7 +158,7 @@ async def _retry(worker: Worker, delivery: Delivery, message: TaskMessage, proce
     record = attrs.evolve(process, status="retry", traceback=decision.reason or format_error(error), updated_at=now())
     record = await app.dispatcher.pipe("qtasks_task_status", worker=worker, task=record)
     await persist(worker, worker.steps.requeue, record, delivery, decision.delay)
-    await app.dispatcher.notify("qtasks_task_finished", worker=worker, task=record)
+    await _observe(worker, "qtasks_task_finished", task=record)
 
 
 async def fail_delivery(worker: Worker, delivery: Delivery, error: Exception) -> None:

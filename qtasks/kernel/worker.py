@@ -141,7 +141,7 @@ class Worker:
                             self._claimed.extend(await self.broker.claim(self.worker_id, self._idle, CLAIM_WAIT))
                         except Exception as error:  # the broker is unreachable or broken: back off, then retry
                             self._claim_failed(error)
-                            await anyio.sleep(min(CLAIM_RETRY_DELAY * 2 ** min(self._claim_failures - 1, 5), CLAIM_RETRY_MAX))
+                            await anyio.sleep(min(CLAIM_RETRY_DELAY * 2 ** min(self._claim_failures - 1, 6), CLAIM_RETRY_MAX))
                         else:
                             if self._claim_failures:
                                 log.info("claiming works again after %d failure(s)", self._claim_failures)
@@ -203,7 +203,11 @@ class Worker:
                 try:
                     await process_delivery(self, delivery)
                 except Exception as error:  # a plugin or component raised outside the task itself
-                    await fail_delivery(self, delivery, error)
+                    try:
+                        await fail_delivery(self, delivery, error)
+                    except Exception as failure:  # the broker is unreachable: the lease brings it back
+                        log.error("task %s: recording a failure failed too (%s: %s); it runs again when its lease ends",
+                                  delivery.envelope.uuid, type(failure).__name__, failure)
                 finally:
                     self._holding.pop(delivery.envelope.uuid, None)
         finally:

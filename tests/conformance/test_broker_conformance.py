@@ -411,6 +411,38 @@ async def test_enqueuing_a_known_uuid_changes_nothing(make_app: MakeApp) -> None
     assert await broker.claim("w", 10, 0.1) == []
 
 
+async def test_a_stale_ack_changes_nothing(make_app: MakeApp) -> None:
+    """A worker whose lease ran out and was reclaimed by another claim cannot ack the task away:
+    the task stays with its new holder, who can still give it back."""
+    app = make_app(task_lease=0.2)
+    await app.start()
+    broker = app.broker
+    await broker.enqueue([Envelope(uuid=str(uuid4()), priority=0, payload=b"p")])
+    [first] = await broker.claim("a", 1, 1.0)
+    [second] = await eventually(lambda: broker.claim("b", 1, 0.5))  # after the first lease runs out
+    assert (second.delivery_count, second.lost) == (2, 1)
+    await broker.ack(first)  # stale
+    await broker.requeue(second)
+    [third] = await broker.claim("c", 1, 1.0)
+    assert third.envelope.uuid == first.envelope.uuid and third.delivery_count == 3
+
+
+async def test_a_cancelled_uuid_queued_again_is_delivered_once(make_app: MakeApp) -> None:
+    """Cancelling a queued envelope and queuing the same uuid again yields one delivery."""
+    app = make_app()
+    await app.start()
+    broker = app.broker
+    envelope = Envelope(uuid=str(uuid4()), priority=0, payload=b"again")
+    await broker.enqueue([envelope])
+    assert await broker.cancel(envelope.uuid) is True
+    assert await broker.cancel(envelope.uuid) is False
+    await broker.enqueue([envelope])
+    deliveries = await broker.claim("w", 10, 1.0)
+    assert [d.envelope.uuid for d in deliveries] == [envelope.uuid]
+    await broker.ack(deliveries[0])
+    assert await broker.claim("w", 10, 0.1) == []
+
+
 async def test_the_worker_registry_lists_a_running_worker(make_app: MakeApp) -> None:
     """While a worker runs a task, ``broker.workers()`` lists it with its id, app, process,
     concurrency and the running task's uuid; once it stops it is no longer listed."""
