@@ -54,18 +54,12 @@ class RedisGlobalConfig:
 
     async def get_match(self, pattern: str) -> dict[str, dict[str, Any]]:
         """Read every name matching the glob ``pattern``."""
-        client = self.server.client
-        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self._prefix)
-        keys = await self.server.call(lambda: _scan(client, escaped + pattern))
+        keys = await self.server.scan("gc:" + pattern)
         found = {}
         for key in keys:
             name = key.decode()[len(self._prefix):]
             found[name] = await self.get_all(name)
         return found
-
-
-async def _scan(client: Any, pattern: str) -> list[bytes]:
-    return [key async for key in client.scan_iter(match=pattern, count=1000)]
 
 
 @hookimpl(trylast=True)

@@ -117,6 +117,16 @@ class RedisServer:
             await client.aclose()
             await blocking.aclose()
 
+    async def scan(self, pattern: str) -> list[bytes]:
+        """Return the keys ``<prefix><pattern>`` (``pattern`` a glob; the prefix is matched as is)."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
+        client = self.client
+
+        async def collect() -> list[bytes]:
+            return [key async for key in client.scan_iter(match=escaped + pattern, count=1000)]
+
+        return await self.call(collect)
+
     def script(self, name: str, source: str) -> Any:
         """Return the registered script ``name`` (loaded again by redis-py after NOSCRIPT)."""
         script = self._scripts.get(name)

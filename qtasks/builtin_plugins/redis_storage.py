@@ -128,8 +128,7 @@ class RedisStorage:
     async def purge(self) -> int:
         """Delete every record of this app."""
         client = self.server.client
-        pattern = _glob_escape(self.server.prefix) + "r:*"
-        keys = await self.server.call(lambda: _scan(client, pattern))
+        keys = await self.server.scan("r:*")
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             await self.server.call(lambda: client.unlink(*chunk))
@@ -166,14 +165,6 @@ class RedisStorage:
     async def save_cancel(self, task: Task) -> bool:
         """Drop the queued task and store its ``cancel`` record, in one script."""
         return await self._broker.cancel_with_record(str(task.uuid), self.codec.dumps(task), self._ttl(task))
-
-
-async def _scan(client: Any, pattern: str) -> list[bytes]:
-    return [key async for key in client.scan_iter(match=pattern, count=1000)]
-
-
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 @hookimpl(trylast=True)
