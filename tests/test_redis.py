@@ -332,3 +332,42 @@ async def test_timeouts_in_the_url_do_not_break_the_blocking_claim(caplog: pytes
 def test_an_empty_app_name_is_refused_for_redis() -> None:
     with pytest.raises(ConfigurationError, match="cannot be empty"):
         QueueTasks(name="", broker_url=SHARED_URL).broker
+
+
+async def test_a_result_wait_survives_a_redis_restart(tmp_path: Path) -> None:
+    """The result reader, idle after a first wait, sits on a pub/sub connection that the server's
+    restart killed without an error; a wait for a task that ends after the restart still gets
+    its record (the dead connection is noticed and replaced)."""
+    server = RedisProcess(tmp_path)
+    server.start()
+    app = QueueTasks(name="rewait", broker_url=server.url, config=QueueConfig(task_lease=5.0, broker_timeout=30.0))
+    release = anyio.Event()
+
+    @app.task
+    async def slow(wait: bool) -> str:
+        if wait:
+            await release.wait()
+        return "done"
+
+    try:
+        async with running_worker(app, concurrency=1):
+            first = await slow.add_task(False)
+            assert (await app.wait_result(first.uuid, 10)).status == "success"
+            server.kill()
+            server.start()
+            task = await slow.add_task(True)
+            async with anyio.create_task_group() as group:
+                got: list[Any] = []
+
+                async def wait() -> None:
+                    got.append(await app.wait_result(task.uuid, 20))
+
+                group.start_soon(wait)
+                with anyio.fail_after(10):
+                    while not app.storage.waiter._channels:  # the waiter has subscribed
+                        await anyio.sleep(0.005)
+                release.set()
+        assert got[0] is not None and got[0].status == "success" and got[0].returning == "done"
+    finally:
+        await app.close()
+        server.stop()

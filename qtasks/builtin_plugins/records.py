@@ -9,6 +9,7 @@ from uuid import UUID
 
 import cattrs
 
+from qtasks.builtin_plugins.serializer import json_encoder
 from qtasks.errors import SerializationError
 from qtasks.kernel.model import Task
 
@@ -28,14 +29,7 @@ class RecordCodec:
     attrs classes and dataclasses are stored as dicts. Nothing is ever unpickled."""
 
     def __init__(self) -> None:
-        self._converter = cattrs.Converter()
-        self._encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=self._default)
-
-    def _default(self, value: Any) -> Any:
-        unstructured = self._converter.unstructure(value)
-        if type(unstructured) is type(value):
-            raise TypeError(f"object of type {type(value).__name__} is not JSON serializable")
-        return unstructured
+        self._encoder = json_encoder(cattrs.Converter())
 
     def dumps(self, task: Task) -> bytes:
         """Encode a record; raise ``SerializationError`` when its result or arguments cannot be."""

@@ -14,6 +14,7 @@ from qtasks.builtin_plugins.redis_server import RedisServer
 __all__ = ["ResultWaiter"]
 
 log = logging.getLogger("qtasks.redis")
+RECHECK_EVERY = 1.0  # seconds between re-reads of a record whose push may have been lost
 
 
 class _Channel:
@@ -38,7 +39,10 @@ class ResultWaiter:
 
     A waiter subscribes to ``done:<uuid>``, waits for Redis to confirm, then reads the record:
     a task that ended before the subscription is seen by that read, one that ends after is
-    pushed. After a lost connection the reader subscribes again and makes every waiter re-read.
+    pushed. After a lost connection the reader subscribes again and makes every waiter re-read;
+    as a safety net for a connection lost without an error (a server restart under a blocked
+    read), a waiter that has no confirmation or no push also re-reads its record every
+    ``RECHECK_EVERY`` seconds.
 
     Args:
         server: The app's shared Redis connection.
@@ -49,6 +53,7 @@ class ResultWaiter:
         self._channels: dict[bytes, _Channel] = {}
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
+        self._recovering = False
         self._idle = anyio.Event()  # set when the reader, idle with no subscription, should read again
 
     def channel_name(self, uuid: str) -> str:
@@ -56,7 +61,8 @@ class ResultWaiter:
         return self.server.key("done", uuid)
 
     async def wait(self, uuid: str, timeout: float, read: Callable[[], Awaitable[bytes | None]], final: Callable[[bytes], bool]) -> bytes | None:
-        """Return the task's final record (as stored bytes), or None after ``timeout`` seconds.
+        """Return the task's final record (as stored bytes); None after ``timeout`` seconds, or at
+        once when no record is stored.
 
         Args:
             uuid: The task id.
@@ -76,11 +82,15 @@ class ResultWaiter:
                     changed = channel.changed
                     if channel.payload is not None:
                         return channel.payload
-                    await channel.confirmed.wait()
+                    with anyio.move_on_after(RECHECK_EVERY):
+                        await channel.confirmed.wait()
+                    if not channel.confirmed.is_set():
+                        await self._recover()
                     stored = await read()
-                    if stored is not None and final(stored):
-                        return stored
-                    await changed.wait()
+                    if stored is None or final(stored):
+                        return stored  # None: expired meanwhile, nothing to wait for
+                    with anyio.move_on_after(RECHECK_EVERY):  # a pushed record wakes it at once; the
+                        await changed.wait()  # re-read covers a pub/sub connection lost unnoticed
             return None
         finally:
             channel.waiters -= 1
@@ -134,6 +144,20 @@ class ResultWaiter:
             channel.poke()
         elif message["type"] == "message":
             channel.poke(message["data"])
+
+    async def _recover(self) -> None:
+        """Replace a reader stuck on a connection that died without an error (once at a time)."""
+        if self._recovering:
+            return
+        self._recovering = True
+        try:
+            log.warning("no pub/sub confirmation within %ss: reconnecting the result reader", RECHECK_EVERY)
+            if self._reader is not None:
+                self._reader.cancel()
+            await self._resubscribe()
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        finally:
+            self._recovering = False
 
     async def _resubscribe(self) -> None:
         old, self._pubsub = self._pubsub, self.server.client.pubsub()

@@ -11,11 +11,24 @@ from qtasks.errors import SerializationError
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import TaskMessage
 
-__all__ = ["JsonSerializer", "qtasks_make_serializer"]
+__all__ = ["JsonSerializer", "json_encoder", "qtasks_make_serializer"]
 
 
 def _reject(value: Any) -> Any:
     raise TypeError(f"object of type {type(value).__name__} is not JSON serializable")
+
+
+def json_encoder(converter: cattrs.Converter) -> json.JSONEncoder:
+    """A compact UTF-8 JSON encoder that unstructures attrs classes and dataclasses with
+    ``converter`` and rejects whatever else JSON cannot carry (sets, arbitrary objects)."""
+
+    def default(value: Any) -> Any:
+        unstructured = converter.unstructure(value)
+        if type(unstructured) is type(value):  # cattrs had no conversion to JSON types
+            _reject(value)
+        return unstructured
+
+    return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default)
 
 
 class JsonSerializer:
@@ -26,13 +39,7 @@ class JsonSerializer:
 
     def __init__(self) -> None:
         self.converter = cattrs.Converter()
-        self._encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=self._default)
-
-    def _default(self, value: Any) -> Any:
-        unstructured = self.converter.unstructure(value)
-        if type(unstructured) is type(value):  # cattrs had no conversion to JSON types (sets, objects)
-            _reject(value)
-        return unstructured
+        self._encoder = json_encoder(self.converter)
 
     def dumps(self, message: TaskMessage) -> bytes:
         """Encode ``message``; raise ``SerializationError`` naming the argument that cannot be encoded."""
