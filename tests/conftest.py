@@ -17,8 +17,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No environment leaks into a test's app, and the global app is reset after it."""
+def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[None]:
+    """No environment leaks into a test's app, the global app is reset after it, and each test
+    runs in its own working directory (where an app on the default URL keeps its SQLite file)."""
+    monkeypatch.chdir(tmp_path)
     for name in ("QTASKS_BROKER_URL", "QTASKS_DISABLE_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
     # The sample entry-point plugin is installed in the test environment; only the tests of

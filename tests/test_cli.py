@@ -330,7 +330,7 @@ def test_plugins_hooks_prints_the_real_call_order(tmp_path: Path, monkeypatch: p
     }
     # later registered first, unless tryfirst / trylast; shutdown runs in reverse
     assert expected["qtasks_task_prepare"] == ["early", "second", "first", "late"]
-    assert expected["qtasks_make_broker"] == ["early", "second", "first", "memory_broker", "redis_broker", "late"]
+    assert expected["qtasks_make_broker"] == ["early", "second", "first", "memory_broker", "redis_broker", "sqlite_broker", "late"]
     assert expected["qtasks_shutdown"][0] == "logging"
 
     result = qtasks(tmp_path, "-A", "order:app", "plugins", "hooks", "--json")

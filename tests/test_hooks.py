@@ -363,7 +363,7 @@ async def test_hook_pinged_and_flushed() -> None:
     await recorder_app.flush_all()
     assert [c["alive"] for c in recorder.of("pinged")] == [True, False]
     assert [c["component"] for c in recorder.of("flushed")] == ["broker", "storage"]
-    assert recorder_app.broker.depth() == 0
+    assert await recorder_app.broker.depth() == 0
 
 
 async def test_hook_pinged() -> None:

@@ -145,7 +145,7 @@ async def test_dlq_requeue_all_then_purge(ops: Any, capsys: pytest.CaptureFixtur
     code, out, err = await cli(capsys, "dlq", "requeue", "--all")
     assert code == 0, err
     assert out.splitlines() == ["requeued 1 dead letter(s):", f"  {uuid}"]
-    assert await ops.broker.dead_letters() == [] and ops.broker.depth() == 1
+    assert await ops.broker.dead_letters() == [] and await ops.broker.depth() == 1
     assert (await ops.get(uuid)).status == "new"  # queued again, as app.get shows it
 
     await serve_until_idle(ops)  # claimed again: still undecodable, so dead-lettered again

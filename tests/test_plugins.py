@@ -16,7 +16,7 @@ from qtasks.builtin_plugins.memory_broker import MemoryBroker
 from qtasks.errors import ConfigurationError, PluginError
 from qtasks.testing import running_worker
 
-REQUIRED = {"serializer": "serializer", "memory_broker": "broker", "memory_storage": "storage", "memory_global_config": "global_config"}
+REQUIRED = {"serializer": "serializer", "sqlite_broker": "broker", "sqlite_storage": "storage", "sqlite_global_config": "global_config"}
 
 
 def test_kernel_imports_no_builtin_plugin() -> None:
@@ -218,7 +218,7 @@ async def test_unserialisable_replacement_message_marks_the_record(app: QueueTas
     with pytest.raises(SerializationError):
         await app.add_task("anything")
     assert await app.get(recorded[0]) is None  # nothing stored, nothing queued
-    assert app.broker.depth() == 0
+    assert await app.broker.depth() == 0
 
 
 def test_a_blocked_name_cannot_be_reused(app: QueueTasks) -> None:

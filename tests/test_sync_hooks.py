@@ -66,7 +66,7 @@ async def test_hook_make_storage_and_make_global_config() -> None:
             made.append(f"global_config {url}")
             return MemoryGlobalConfig()
 
-    app = QueueTasks(name="components", plugins=[Components()])
+    app = QueueTasks(name="components", broker_url="memory://", plugins=[Components()])
     await app.start()
     assert made == ["storage memory://", "global_config memory://"]
     assert isinstance(app.storage, MemoryStorage)
@@ -88,7 +88,7 @@ async def test_hook_make_broker() -> None:
 
     app = QueueTasks(name="declines", plugins=[NoBroker()])
     await app.start()
-    assert type(app.broker).__name__ == "MemoryBroker"
+    assert type(app.broker).__name__ == "SqliteBroker"
 
 
 async def test_hook_make_serializer() -> None:

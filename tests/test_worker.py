@@ -53,7 +53,7 @@ async def test_concurrency_is_bounded(app: QueueTasks) -> None:
         for _ in range(20):  # give the worker every chance to start a fourth task
             await anyio.sleep(0)
         assert running == 3 and len(worker.running) == 3
-        assert app.broker.depth() == 7
+        assert await app.broker.depth() == 7
         release.set()
         for task in tasks:
             assert (await app.wait_result(task.uuid, 5)).status == "success"
@@ -109,7 +109,7 @@ async def test_graceful_stop_finishes_running_tasks_and_hands_back_the_rest(app:
         finish.set()
     assert (await app.get(running.uuid)).status == "success"
     assert (await app.get(queued.uuid)).status == "new"
-    assert app.broker.depth() == 1
+    assert await app.broker.depth() == 1
 
 
 async def test_past_the_grace_period_running_tasks_are_handed_back() -> None:
@@ -135,7 +135,7 @@ async def test_past_the_grace_period_running_tasks_are_handed_back() -> None:
         app.request_stop()
     assert cancelled == [True]
     assert (await app.get(task.uuid)).status == "new"
-    assert app.broker.depth() == 1
+    assert await app.broker.depth() == 1
     # a new worker picks the handed-back task up again
     started = anyio.Event()
     app.config.graceful_stop_timeout = 5

@@ -223,7 +223,7 @@ class MemoryBroker:
         self._delayed.clear()
         return len(queued)
 
-    def depth(self) -> int:
+    async def depth(self) -> int:
         """Envelopes waiting to be claimed (ready and delayed)."""
         return sum(1 for e in self._entries.values() if e.state in ("ready", "delayed"))
 

@@ -9,7 +9,7 @@ from qtasks.errors import ConfigurationError, close_matches
 
 __all__ = ["DEFAULT_URL", "KNOWN_SCHEMES", "resolve_url", "redact_url", "scheme_of", "unknown_scheme_hint"]
 
-DEFAULT_URL = "memory://"
+DEFAULT_URL = "sqlite:///qtasks.sqlite3"
 KNOWN_SCHEMES = ("memory", "redis", "rediss", "unix", "sqlite", "amqp", "amqps", "nats", "kafka")
 
 

@@ -1,11 +1,12 @@
 """Fixtures of the broker conformance suite: every test runs once per broker URL.
 
-``memory://`` runs in this process only; ``redis://127.0.0.1:6379/15`` is shared between
-processes (its tests error until a Redis plugin is installed, which is expected).
+``memory://`` runs in this process only; ``redis://127.0.0.1:6379/15`` and a SQLite file in
+the session's temporary folder are shared between processes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from uuid import uuid4
@@ -20,13 +21,15 @@ from .helpers import BrokerCase
 BROKER_CASES = [
     pytest.param(BrokerCase("memory://", cross_process=False), id="memory"),
     pytest.param(BrokerCase("redis://127.0.0.1:6379/15", cross_process=True), id="redis"),
+    pytest.param(BrokerCase("sqlite:///{tmp}/conformance.sqlite3", cross_process=True), id="sqlite"),
 ]
 
 
 @pytest.fixture(params=BROKER_CASES)
-def broker_case(request: pytest.FixtureRequest) -> BrokerCase:
-    """The broker under test."""
-    return request.param
+def broker_case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> BrokerCase:
+    """The broker under test (``{tmp}`` in its URL: the session's temporary folder)."""
+    case: BrokerCase = request.param
+    return dataclasses.replace(case, url=case.url.format(tmp=tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture
@@ -55,7 +58,7 @@ async def make_app(broker_case: BrokerCase, anyio_backend: str) -> AsyncIterator
     yield make
     for app in reversed(apps):
         await app.close()
-    if broker_case.cross_process:
+    if broker_case.url.startswith("redis"):
         await _delete_keys(broker_case.url, {app.name for app in apps})
 
 

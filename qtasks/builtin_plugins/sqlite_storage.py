@@ -1,0 +1,211 @@
+"""``sqlite://`` storage: JSON task records in the broker's file, changed with the queue in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+from uuid import UUID
+
+import anyio
+
+from qtasks.builtin_plugins import sqlite_queue as sql
+from qtasks.builtin_plugins.records import RecordCodec
+from qtasks.builtin_plugins.sqlite_broker import lost_lease
+from qtasks.builtin_plugins.sqlite_database import SqliteDatabase, database_for
+from qtasks.hookspecs import hookimpl
+from qtasks.kernel.model import FINAL_STATUSES, Delivery, Envelope, Task
+
+__all__ = ["SqliteStorage", "qtasks_make_storage", "SWEEP_EVERY"]
+
+SWEEP_EVERY = 60.0  # seconds between deletions of expired records
+RECHECK_EVERY = 1.0  # seconds a result poller waits for a change before reading anyway
+
+
+class _Slot:
+    """The waiters of one task: woken with the final record."""
+
+    def __init__(self) -> None:
+        self.waiters = 0
+        self.done = anyio.Event()
+        self.task: Task | None = None
+
+
+class SqliteStorage:
+    """Task records in the ``qtasks_records`` table of the app's SQLite file.
+
+    A final record expires ``result_ttl`` seconds after it is stored. ``wait`` is woken at once
+    by a final record stored in this process, and within milliseconds by one stored by another
+    process: one poller task per storage re-reads the awaited records after each commit that the
+    database's change watcher sees. With the SQLite broker on the same file, a record and its
+    queue change are one transaction (``CoupledStorage``).
+
+    Args:
+        database: The app's shared database file.
+        app_name: The app's name; it keys every row.
+        result_ttl: Seconds a final record is kept.
+    """
+
+    def __init__(self, database: SqliteDatabase, app_name: str, result_ttl: float = 86400.0) -> None:
+        self.database = database
+        self.app_name = app_name
+        self.result_ttl = result_ttl
+        self.codec = RecordCodec()
+        self._slots: dict[str, _Slot] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._swept = 0.0
+
+    async def start(self) -> None:
+        """Open the shared database file."""
+        await self.database.open()
+
+    async def stop(self) -> None:
+        """Wake every waiter, stop the poller and close the file (when nothing else uses it)."""
+        for slot in self._slots.values():
+            slot.done.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.wait([self._poller])
+            self._poller = None
+        await self.database.close()
+
+    def _row(self, task: Task, clock: float) -> tuple[Any, ...]:
+        final = task.status in FINAL_STATUSES
+        return (self.app_name, str(task.uuid), int(final), clock + self.result_ttl if final else None, self.codec.dumps(task))
+
+    def _store(self, connection: Any, rows: Sequence[tuple[Any, ...]], clock: float) -> None:
+        connection.executemany("INSERT OR REPLACE INTO qtasks_records (app, uuid, final, expires, record) VALUES (?, ?, ?, ?, ?)", rows)
+        if clock - self._swept >= SWEEP_EVERY and any(row[3] is not None for row in rows):
+            self._swept = clock
+            connection.execute("DELETE FROM qtasks_records WHERE expires IS NOT NULL AND expires <= ?", (clock,))
+
+    def _woken(self, task: Task) -> None:
+        """Hand a final record stored by this process to its waiters."""
+        if task.status in FINAL_STATUSES:
+            slot = self._slots.pop(str(task.uuid), None)
+            if slot is not None:
+                slot.task = task
+                slot.done.set()
+
+    async def save(self, task: Task) -> None:
+        """Store the record; a final one gets its expiry and wakes its waiters."""
+        clock = time.time()
+        row = self._row(task, clock)
+        await self.database.write(lambda c: self._store(c, [row], clock))
+        self._woken(task)
+
+    async def get(self, uuid: UUID) -> Task | None:
+        """Return the record, or None (never stored, or expired)."""
+        row = await self.database.read(lambda c: c.execute(
+            "SELECT record FROM qtasks_records WHERE app = ? AND uuid = ? AND (expires IS NULL OR expires > ?)",
+            (self.app_name, str(uuid), time.time()),
+        ).fetchone())
+        return None if row is None else self.codec.loads(row[0])
+
+    async def wait(self, uuid: UUID, timeout: float) -> Task | None:
+        """Return the record once final, or None after ``timeout`` (at once for an unknown uuid)."""
+        first = await self.get(uuid)
+        if first is None or first.status in FINAL_STATUSES:
+            return first
+        key = str(uuid)
+        slot = self._slots.setdefault(key, _Slot())
+        slot.waiters += 1
+        if self._poller is None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll())
+        try:
+            with anyio.move_on_after(timeout):
+                await slot.done.wait()
+        finally:
+            slot.waiters -= 1
+            if slot.waiters == 0 and self._slots.get(key) is slot:
+                del self._slots[key]
+        return slot.task
+
+    def _finals(self, connection: Any, keys: Sequence[str]) -> list[tuple[str, bytes]]:
+        found: list[tuple[str, bytes]] = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found += connection.execute(
+                f"SELECT uuid, record FROM qtasks_records WHERE app = ? AND final = 1 AND uuid IN ({marks})", (self.app_name, *chunk)
+            ).fetchall()
+        return found
+
+    async def _poll(self) -> None:
+        """Re-read the awaited records after every commit the watcher sees, until nobody waits."""
+        watcher = self.database.watcher
+        try:
+            while self._slots:
+                since = watcher.generation
+                for key, record in await self.database.read(partial(self._finals, keys=list(self._slots))):
+                    self._woken(self.codec.loads(record))
+                if self._slots:
+                    await watcher.wait(since, RECHECK_EVERY)
+        finally:
+            self._poller = None
+
+    async def purge(self) -> int:
+        """Delete every record of this app."""
+        return await self.database.write(lambda c: c.execute("DELETE FROM qtasks_records WHERE app = ?", (self.app_name,)).rowcount)
+
+    # -- CoupledStorage: one transaction per record-and-queue change -----------------------------
+
+    def couples_with(self, broker: Any) -> bool:
+        """True for the SQLite broker on this very file and app."""
+        return getattr(broker, "database", None) is self.database and getattr(broker, "app_name", None) == self.app_name
+
+    async def save_enqueue(self, tasks: Sequence[Task], envelopes: Sequence[Envelope]) -> None:
+        """Queue the envelopes and store the ``new`` records of those not already known."""
+        clock = time.time()
+        rows = [self._row(task, clock) for task in tasks]
+
+        def enqueue(connection: Any) -> None:
+            added = sql.insert_envelopes(connection, self.app_name, envelopes)
+            self._store(connection, [row for row, new in zip(rows, added) if new], clock)
+
+        await self.database.write(enqueue)
+
+    async def _with_lease(self, task: Task, change: Any) -> bool:
+        """Run the queue ``change`` and, if this lease still held the envelope, store ``task``."""
+        clock = time.time()
+        row = self._row(task, clock)
+
+        def step(connection: Any) -> bool:
+            held = change(connection)
+            if held:
+                self._store(connection, [row], clock)
+            return held
+
+        held = await self.database.write(step)
+        if held:
+            self._woken(task)
+        return held
+
+    async def save_ack(self, task: Task, delivery: Delivery) -> None:
+        """Store the final record and acknowledge, in one transaction (nothing if the lease was lost)."""
+        uuid, receipt = delivery.envelope.uuid, delivery.receipt
+        if not await self._with_lease(task, partial(sql.ack, app=self.app_name, uuid=uuid, receipt=receipt)):
+            lost_lease(delivery)
+
+    async def save_requeue(self, task: Task, delivery: Delivery, delay: float) -> None:
+        """Store the record and give the envelope back, in one transaction."""
+        uuid, receipt = delivery.envelope.uuid, delivery.receipt
+        await self._with_lease(task, partial(sql.requeue, app=self.app_name, uuid=uuid, receipt=receipt, delay=delay))
+
+    async def save_dead_letter(self, task: Task, delivery: Delivery, reason: str) -> None:
+        """Store the ``error`` record and dead-letter the envelope, in one transaction."""
+        uuid, receipt = delivery.envelope.uuid, delivery.receipt
+        await self._with_lease(task, partial(sql.dead_letter, app=self.app_name, uuid=uuid, receipt=receipt, reason=reason))
+
+    async def save_cancel(self, task: Task) -> bool:
+        """Drop the queued envelope and store its ``cancel`` record, in one transaction."""
+        return await self._with_lease(task, partial(sql.cancel, app=self.app_name, uuid=str(task.uuid)))
+
+
+@hookimpl(trylast=True)
+def qtasks_make_storage(app: Any, url: str) -> SqliteStorage | None:
+    """Serve ``sqlite://`` URLs."""
+    database = database_for(app, url)
+    return None if database is None else SqliteStorage(database, app.name, result_ttl=app.config.result_ttl)
