@@ -119,7 +119,8 @@ class SqliteDatabase:
             version = writer.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise ConfigurationError(f"SQLite database {self.path} was made by a newer QTasks (schema {version}); upgrade QTasks or choose another path")
-            writer.executescript(SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
+            if version < SCHEMA_VERSION:
+                writer.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
         except BaseException:
             writer.close()
             raise
@@ -146,9 +147,7 @@ class SqliteDatabase:
             writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
             self.watcher.stop()
             async with self._write_limiter, self._read_limiter:
-                writer.close()
-                if reader is not None:
-                    reader.close()
+                await anyio.to_thread.run_sync(_close_all, writer, reader)
 
     def _connection(self, which: sqlite3.Connection | None) -> sqlite3.Connection:
         if which is None:
@@ -207,6 +206,12 @@ class SqliteDatabase:
             if "not a database" in str(error) or "malformed" in str(error):
                 raise ConfigurationError(f"{self.path} is not a usable SQLite database ({error}); choose another path ({FORM})") from None
             raise
+
+
+def _close_all(*connections: sqlite3.Connection | None) -> None:
+    for connection in connections:
+        if connection is not None:
+            connection.close()
 
 
 def database_for(app: Any, url: str) -> SqliteDatabase | None:
