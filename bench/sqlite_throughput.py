@@ -22,7 +22,9 @@ on the same file in this process, then:
 - pickup: 1 s with no work, then ``--pickups`` times ``await stamp.add_task(time.time(), timeout=10)``
   with ``--pickup-pause`` s between, so the worker is idle (its change watcher at its slow 20 ms
   interval) each time. The task returns ``time.time()`` at its start minus the argument: enqueue
-  commit, the worker noticing it, claim and dispatch;
+  commit, the worker noticing it, claim and dispatch. Each pause gets a random extra 0-20 ms (one
+  idle interval): a fixed 0.5 s is 25 intervals after the last commit, which both processes saw,
+  so every enqueue would land at the same point of the watcher's cycle (just after a check);
 - idle CPU: 1 s settle on the now empty queue, then the worker's utime + stime from
   ``/proc/<pid>/stat`` over ``--idle-seconds``, as a percent of one core (resolution: one clock
   tick, usually 10 ms, over the window). This process's own CPU over that window (its app is open
@@ -40,6 +42,7 @@ import gc
 import json
 import os
 import platform
+import random
 import shlex
 import signal
 import sqlite3
@@ -58,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlite_worker_app import make_app  # noqa: E402  (the worker's module: the same tasks, same names)
 
 from qtasks.asyncio import QueueTasks  # noqa: E402
+from qtasks.builtin_plugins.sqlite_watch import IDLE_INTERVAL  # noqa: E402
 from qtasks.kernel.handles import AsyncTask  # noqa: E402
 
 WORKER = Path(__file__).resolve().with_name("sqlite_worker_app.py")
@@ -145,7 +149,7 @@ async def pickups(stamp: AsyncTask, count: int, pause: float) -> list[float]:
     """Seconds from enqueue to task start as the worker measured them, an idle pause before each."""
     times = []
     for index in range(count):
-        await anyio.sleep(1.0 if index == 0 else pause)
+        await anyio.sleep((1.0 if index == 0 else pause) + random.uniform(0, IDLE_INTERVAL))
         record = await stamp.add_task(time.time(), timeout=10)
         check(record, f"pickup {index + 1} of {count}")
         times.append(record.returning)
@@ -197,26 +201,23 @@ def latency(times: list[float]) -> dict[str, float]:
 # -- report -------------------------------------------------------------------------------------
 
 
+def git(*words: str) -> str:
+    return subprocess.run(["git", *words], capture_output=True, text=True, check=True, cwd=WORKER.parent).stdout.strip()
+
+
 def commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                               cwd=Path(__file__).resolve().parent).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+        return git("rev-parse", "--short", "HEAD") + (" (tracked files changed)" if git("status", "--porcelain", "-uno") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
 
 
 def file_system(folder: str) -> str:
-    """Type of the file system holding ``folder`` (longest mount point in /proc/mounts)."""
-    best, kind = "", "?"
-    path = os.path.realpath(folder)
-    for line in Path("/proc/mounts").read_text().splitlines():
-        _device, mount, fstype, *_ = line.split()
-        if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
-            best, kind = mount, fstype
-    return f"{kind} at {best or '?'}"
+    """Type and mount point of the file system holding ``folder`` (its longest match in /proc/mounts)."""
+    path = os.path.realpath(folder).rstrip("/") + "/"
+    mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    mount, kind = max((m for m in mounts if path.startswith(m[0].rstrip("/") + "/")), key=lambda m: len(m[0]), default=("?", "?"))
+    return f"{kind} at {mount}"
 
 
 def environment(folder: str) -> str:
@@ -230,14 +231,22 @@ def environment(folder: str) -> str:
     )
 
 
-HIGHER_IS_BETTER = {"rate": True, "enqueue_rate": True, "p50_ms": False, "p99_ms": False, "max_ms": False,
-                    "pickup_p50_ms": False, "pickup_max_ms": False, "idle_cpu_percent": False}
+ROWS = (  # key, whether higher is better, title (formatted with the options), number format
+    ("rate", True, "end to end, tasks/s ({a.tasks:,} sequential add_task)", ",.0f"),
+    ("enqueue_rate", True, "producer only, enqueues/s (the add_task loop)", ",.0f"),
+    ("p50_ms", False, "round trip p50, ms ({a.roundtrips} add_task(timeout=10))", ".3f"),
+    ("p99_ms", False, "round trip p99, ms ({a.roundtrips} add_task(timeout=10))", ".3f"),
+    ("max_ms", False, "round trip max, ms ({a.roundtrips} add_task(timeout=10))", ".3f"),
+    ("pickup_p50_ms", False, "pickup p50, ms ({a.pickups} on an idle worker)", ".1f"),
+    ("pickup_max_ms", False, "pickup max, ms ({a.pickups} on an idle worker)", ".1f"),
+    ("idle_cpu_percent", False, "idle worker, % of one core ({a.idle_seconds:g} s)", ".2f"),
+)
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Best and median over the runs: highest rates, lowest latencies and CPU."""
     out = {}
-    for key, higher in HIGHER_IS_BETTER.items():
+    for key, higher, _title, _form in ROWS:
         values = [r[key] for r in runs]
         out[f"{key}_best"] = max(values) if higher else min(values)
         out[f"{key}_median"] = statistics.median(values)
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=10_000, help="no-op tasks per throughput run (default 10000)")
     parser.add_argument("--roundtrips", type=int, default=200, help="sequential round trips per run (default 200)")
     parser.add_argument("--pickups", type=int, default=20, help="pickup-latency tasks per run, each after an idle pause (default 20)")
-    parser.add_argument("--pickup-pause", type=float, default=0.5, help="idle seconds before each pickup task (default 0.5)")
+    parser.add_argument("--pickup-pause", type=float, default=0.5, help="idle seconds before each pickup task, plus 0-20 ms at random (default 0.5)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="seconds the idle worker's CPU is measured (default 10)")
     parser.add_argument("--concurrency", type=int, default=10, help="worker concurrency (default 10)")
     parser.add_argument("--repeat", type=int, default=1, help="runs; best and median are shown (default 1)")
@@ -263,10 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also load third-party plugins of the 'qtasks' entry-point group (default: builtins only)")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON object at the end")
     args = parser.parse_args(argv)
-    if min(args.tasks, args.roundtrips, args.pickups, args.concurrency, args.repeat, args.warmup) < 1:
-        parser.error("--tasks, --roundtrips, --pickups, --concurrency, --repeat and --warmup must be at least 1")
-    if args.pickup_pause < 0 or args.idle_seconds <= 0:
-        parser.error("--pickup-pause must be at least 0 and --idle-seconds more than 0")
+    if min(args.tasks, args.roundtrips, args.pickups, args.concurrency, args.repeat, args.warmup) < 1 or min(args.pickup_pause, args.idle_seconds) <= 0:
+        parser.error("--tasks, --roundtrips, --pickups, --concurrency, --repeat and --warmup must be at least 1; the seconds more than 0")
     if not args.entry_points:
         os.environ["QTASKS_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # inherited by the worker process
 
@@ -285,19 +292,9 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     s = summary(runs)
 
-    rows = [
-        ("rate", f"end to end, tasks/s ({args.tasks:,} sequential add_task)", ",.0f"),
-        ("enqueue_rate", "producer only, enqueues/s (the add_task loop)", ",.0f"),
-        ("p50_ms", f"round trip p50, ms ({args.roundtrips} add_task(timeout=10))", ".3f"),
-        ("p99_ms", f"round trip p99, ms ({args.roundtrips} add_task(timeout=10))", ".3f"),
-        ("max_ms", f"round trip max, ms ({args.roundtrips} add_task(timeout=10))", ".3f"),
-        ("pickup_p50_ms", f"pickup p50, ms ({args.pickups} on an idle worker)", ".1f"),
-        ("pickup_max_ms", f"pickup max, ms ({args.pickups} on an idle worker)", ".1f"),
-        ("idle_cpu_percent", f"idle worker, % of one core ({args.idle_seconds:g} s)", ".2f"),
-    ]
     print(f"\n{'':<56}{'best':>10}{'median':>10}")
-    for key, title, form in rows:
-        print(f"{title:<56}{s[f'{key}_best']:>10{form}}{s[f'{key}_median']:>10{form}}")
+    for key, _higher, title, form in ROWS:
+        print(f"{title.format(a=args):<56}{s[f'{key}_best']:>10{form}}{s[f'{key}_median']:>10{form}}")
     print(f"targets (by the median): >= {TARGET_RATE:,.0f} tasks/s: {verdict(s['rate_median'] >= TARGET_RATE)}; "
           f"pickup max <= {TARGET_PICKUP_MS:g} ms: {verdict(s['pickup_max_ms_median'] <= TARGET_PICKUP_MS)} "
           f"(p50: {verdict(s['pickup_p50_ms_median'] <= TARGET_PICKUP_MS)}); idle worker < {TARGET_IDLE_CPU:g}% CPU: "

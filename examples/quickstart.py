@@ -1,4 +1,8 @@
-"""Quickstart: define tasks, run a worker and wait for results, all in one process, no server."""
+"""Quickstart: define tasks, run a worker and wait for results, all in one process, no server.
+
+The app has no broker URL, so it uses the embedded default: the SQLite file ``qtasks.sqlite3``
+in the working directory (see examples/two_terminals.py for a worker in another process).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import anyio
 
 from qtasks.asyncio import QueueTasks
 
-app = QueueTasks(name="quickstart", broker_url="memory://")
+app = QueueTasks(name="quickstart")  # no URL: the SQLite file qtasks.sqlite3 in the working directory
 
 
 @app.task

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +12,34 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 
 
-def test_quickstart_runs_with_no_server() -> None:
+def test_quickstart_runs_with_no_server(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "quickstart.py")],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:4] == ["queued: add new", "add(2, 3) -> success 5", "word_count -> 6", "progress -> [0, 10, 20]"]
     assert lines[4].startswith("unknown task -> error: unknown task 'no_such_task'")
+    assert (tmp_path / "qtasks.sqlite3").exists()
+
+
+def test_two_terminals_share_the_default_sqlite_file(tmp_path: Path) -> None:
+    """As the README shows: a producer started first queues its task in the file, the worker
+    started after it (another process) runs it, and the producer prints the result."""
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QTASKS_")}
+    producer = subprocess.Popen([sys.executable, "examples/two_terminals.py", "2", "3"], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen([sys.executable, "-m", "qtasks", "-A", "examples.two_terminals:app", "run"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = producer.communicate(timeout=90)
+        assert producer.returncode == 0, err
+        assert out.startswith("2 + 3 = 5 (task ") and out.rstrip().endswith("success)")
+    finally:
+        for process in (producer, worker):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert worker.returncode == 0, worker.stderr.read() if worker.stderr else ""

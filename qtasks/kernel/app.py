@@ -38,8 +38,8 @@ class AsyncQueueTasks:
 
     Args:
         name: The app's name; it prefixes keys in shared brokers.
-        broker_url: Where tasks go: ``memory://``, ``redis://...``; default ``QTASKS_BROKER_URL`` or
-            ``memory://``.
+        broker_url: Where tasks go: ``sqlite:///path``, ``redis://...``, ``memory://``; default
+            ``QTASKS_BROKER_URL`` or ``sqlite:///qtasks.sqlite3`` (in the working directory).
         broker: A ready broker object, used instead of ``qtasks_make_broker``.
         worker: Accepted for compatibility; the kernel's worker is used.
         log: A ``qtasks.logs.Logger``.
