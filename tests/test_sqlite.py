@@ -212,7 +212,7 @@ async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connec
         await worker_app.start()
         database = worker_app.broker.database
         queries: list[str] = []
-        for name in ("peek", "write", "read"):
+        for name in ("write", "read"):
             original = getattr(database, name)
 
             async def counted(operation: Any, _original: Any = original, _name: str = name) -> Any:
@@ -240,8 +240,8 @@ async def test_synchronous_full_is_applied(tmp_path: Path) -> None:
     app = QueueTasks(name="durable", broker_url=f"sqlite:///{tmp_path}/full.sqlite3?synchronous=full")
     try:
         await app.start()
-        assert await app.broker.database.peek(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2
-        assert await app.broker.database.peek(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+        assert await app.broker.database.read(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2
+        assert await app.broker.database.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
     finally:
         await app.close()
 

@@ -68,12 +68,11 @@ class SqliteBroker:
         watcher = self.database.watcher
         while True:
             since = watcher.generation
-            worth_it, due = await self.database.peek(partial(sql.claimable, app=self.app_name))
+            worth_it, due = await self.database.read(partial(sql.claimable, app=self.app_name))
             if worth_it:
-                rows = await self.database.write(partial(sql.claim, app=self.app_name, worker_id=worker_id, max_count=max_count, lease=self.lease))
+                rows, due = await self.database.write(partial(sql.claim, app=self.app_name, worker_id=worker_id, max_count=max_count, lease=self.lease))
                 if rows:
                     return [self._delivery(row) for row in rows]
-                due = await self.database.peek(partial(sql.next_due, app=self.app_name))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []

@@ -7,24 +7,23 @@ import os
 import sqlite3
 import weakref
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
-import anyio
-import anyio.to_thread
-
+from qtasks.builtin_plugins.sqlite_batch import WriteQueue
+from qtasks.builtin_plugins.sqlite_thread import ConnectionThread
+from qtasks.builtin_plugins.sqlite_url import FORM, path_of
 from qtasks.builtin_plugins.sqlite_watch import ChangeWatcher
 from qtasks.errors import BrokerUnavailable, ConfigurationError
 from qtasks.kernel.urls import scheme_of
 
-__all__ = ["SqliteDatabase", "database_for", "path_of", "DEFAULT_FILE", "SCHEMA_VERSION"]
+__all__ = ["SqliteDatabase", "database_for", "SCHEMA_VERSION"]
 
 log = logging.getLogger("qtasks.sqlite")
 T = TypeVar("T")
-DEFAULT_FILE = "qtasks.sqlite3"
 SCHEMA_VERSION = 1
-FORM = "write sqlite:///relative/path.sqlite3 or sqlite:////absolute/path.sqlite3"
-SYNCHRONOUS = ("normal", "full")
+CHECKPOINT_EVERY = 64  # transactions of this process between two looks at the WAL's size
+CHECKPOINT_BYTES = 4 * 1024 * 1024  # the WAL size that starts a checkpoint (SQLite's own default: 1,000 pages)
 _DATABASES: weakref.WeakKeyDictionary[Any, dict[str, SqliteDatabase]] = weakref.WeakKeyDictionary()
 
 SCHEMA = """
@@ -54,38 +53,15 @@ CREATE TABLE IF NOT EXISTS qtasks_config (
 """
 
 
-def path_of(url: str) -> tuple[str, str]:
-    """Return the absolute file path and the ``synchronous`` mode of a ``sqlite://`` URL.
-
-    ``sqlite://`` alone names ``qtasks.sqlite3`` in the working directory; ``sqlite:///x`` is
-    relative to it, ``sqlite:////x`` absolute. ``?synchronous=full`` also survives power loss.
-    """
-    parts = urlsplit(url)
-    if parts.netloc:
-        raise ConfigurationError(f"broker URL {url!r} names a host ({parts.netloc!r}), but a SQLite database is a local file: {FORM}")
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if path in (":memory:", ""):
-        if path:
-            raise ConfigurationError(f"broker URL {url!r}: an in-memory SQLite database is not shared between processes; use memory:// for a one-process queue, or {FORM}")
-        path = DEFAULT_FILE
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(options) - {"synchronous"})
-    if unknown:
-        raise ConfigurationError(f"broker URL {url!r}: unknown option(s) {', '.join(unknown)}; the only one is synchronous=normal|full")
-    synchronous = options.get("synchronous", "normal").lower()
-    if synchronous not in SYNCHRONOUS:
-        raise ConfigurationError(f"broker URL {url!r}: synchronous={synchronous!r}; use synchronous=normal (the default) or synchronous=full")
-    return os.path.abspath(os.path.expanduser(path)), synchronous
-
-
 class SqliteDatabase:
     """The connections an app's SQLite components share: one writer, one reader, one watcher.
 
-    Every call runs in a worker thread (``write`` and ``read`` each serialise their own
-    connection), so the event loop never blocks on the file. Writes are transactions taken with
-    ``BEGIN IMMEDIATE``; a file locked by another process for longer than ``timeout`` seconds
-    raises ``BrokerUnavailable``. ``watcher`` wakes this process's waiters when any process
-    commits.
+    The writer's and the reader's connections each live in a thread of their own
+    (``ConnectionThread``), so the event loop never blocks on the file. Writes go through a
+    ``WriteQueue``: each is one savepoint of a ``BEGIN IMMEDIATE`` transaction, and
+    writes queued while a transaction runs share the next one. A file locked by another process
+    for longer than ``timeout`` seconds raises ``BrokerUnavailable``. ``watcher`` wakes this
+    process's waiters when any process commits.
 
     Args:
         url: The ``sqlite://`` URL.
@@ -96,18 +72,21 @@ class SqliteDatabase:
         self.path, self.synchronous = path_of(url)
         self.timeout = timeout
         self.users = 0
-        self.watcher = ChangeWatcher(self._connect)
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        self._write_limiter = anyio.CapacityLimiter(1)
-        self._read_limiter = anyio.CapacityLimiter(1)
+        self.watcher = ChangeWatcher(self._connect, self.path + "-wal")
+        self._writer = ConnectionThread("qtasks-sqlite-writer")
+        self._reader = ConnectionThread("qtasks-sqlite-reader")
+        self._checkpointer = ConnectionThread("qtasks-sqlite-checkpoint")
+        self.writes = WriteQueue(self._writer.send, self._ready, timeout, self.explain, self._committed)
+        self._commits = 0
+        self._checkpointing = False
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         connection.execute(f"PRAGMA synchronous={self.synchronous}")
         return connection
 
-    def _open(self) -> None:
+    def _open_writer(self) -> sqlite3.Connection:
+        """Check the folder, switch to WAL, create or check the tables; return the writer's connection."""
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise ConfigurationError(f"SQLite database {self.path}: the folder {folder} does not exist; create it or choose another path ({FORM})")
@@ -121,97 +100,106 @@ class SqliteDatabase:
                 raise ConfigurationError(f"SQLite database {self.path} was made by a newer QTasks (schema {version}); upgrade QTasks or choose another path")
             if version < SCHEMA_VERSION:
                 writer.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            writer.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run on their own thread, not after a commit
+            writer.execute("PRAGMA busy_timeout=0")  # the write queue retries a locked file itself, more finely
         except BaseException:
             writer.close()
             raise
-        self._writer = writer
-        self._reader = self._connect()
-        self._reader.execute("PRAGMA query_only=1")
-        self.watcher.start()
+        return writer
+
+    def _open_reader(self) -> sqlite3.Connection:
+        reader = self._connect()
+        reader.execute("PRAGMA query_only=1")
+        return reader
 
     async def open(self) -> None:
         """Open the file (once for all the app's SQLite components), creating the tables."""
         self.users += 1
-        if self._writer is None:
-            try:
-                await anyio.to_thread.run_sync(self._guarded, self._open)
-            except BaseException:
-                self.users -= 1
-                raise
-            log.debug("SQLite database %s open", self.path)
+        if self._writer.running:
+            return
+        try:
+            await self._writer.start(lambda: self._guarded(self._open_writer))
+            await self._reader.start(lambda: self._guarded(self._open_reader))
+            await self._checkpointer.start(lambda: self._guarded(self._connect))
+            await self.watcher.start()
+        except BaseException:
+            self.users -= 1
+            for thread in self._threads():
+                await thread.stop()
+            raise
+        log.debug("SQLite database %s open (wake-ups: %s)", self.path, self.watcher.mode)
 
     async def close(self) -> None:
         """Close the connections once the last component using them stops."""
         self.users -= 1
-        if self.users <= 0 and self._writer is not None:
-            writer, reader, self._writer, self._reader = self._writer, self._reader, None, None
+        if self.users <= 0 and self._writer.running:
+            await self.writes.drain()
             self.watcher.stop()
-            async with self._write_limiter, self._read_limiter:
-                await anyio.to_thread.run_sync(_close_all, writer, reader)
+            for thread in self._threads():
+                await thread.stop()
 
-    def _connection(self, which: sqlite3.Connection | None) -> sqlite3.Connection:
-        if which is None:
+    def _threads(self) -> tuple[ConnectionThread, ...]:
+        return self._writer, self._reader, self._checkpointer
+
+    def _committed(self) -> None:
+        """After each transaction: wake this process's waiters; now and then, check the WAL's size."""
+        self.watcher.touch()
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY and not self._checkpointing and self._checkpointer.running:
+            self._commits, self._checkpointing = 0, True
+            self._checkpointer.send(self._checkpoint, self._checkpointed)
+
+    def _checkpoint(self, connection: sqlite3.Connection) -> None:
+        """Copy the WAL back into the file once it holds ``CHECKPOINT_BYTES`` (PASSIVE: writers
+        go on meanwhile). On its own thread, so that its fsyncs never hold up a write."""
+        if os.path.getsize(self.path + "-wal") >= CHECKPOINT_BYTES:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _checkpointed(self, ok: bool, error: Any) -> None:
+        self._checkpointing = False
+        if not ok:
+            log.debug("checkpoint of %s failed: %s", self.path, error)
+
+    def _ready(self) -> None:
+        if not self._writer.running:
             raise ConfigurationError(f"the SQLite database {self.path} is not open: start the app first (await app.start())")
-        return which
 
     async def write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``operation(connection)`` in one ``BEGIN IMMEDIATE`` transaction, off the event loop,
-        then wake this process's waiters."""
-        connection = self._connection(self._writer)
-
-        def transaction() -> T:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                result = operation(connection)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
-            return result
-
-        result = await anyio.to_thread.run_sync(self._guarded, transaction, limiter=self._write_limiter)
-        self.watcher.touch()
-        return result
-
-    async def peek(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read-only ``operation`` on the writer's connection (ordered with this process's writes)."""
-        connection = self._connection(self._writer)
-        return await anyio.to_thread.run_sync(self._guarded, operation, connection, limiter=self._write_limiter)
+        """Run ``operation(connection)`` in a transaction (maybe shared with other writes of this
+        process, each in its own savepoint), on the writer's thread; wake this process's waiters."""
+        return await self.writes.submit(operation)
 
     async def read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a read-only ``operation`` on the reader's connection, off the event loop."""
-        connection = self._connection(self._reader)
-        return await anyio.to_thread.run_sync(self._guarded, operation, connection, limiter=self._read_limiter)
+        """Run a read-only ``operation(connection)`` on the reader's thread."""
+        self._ready()
+        return await self._reader.call(partial(self._guarded, operation))
 
     def _guarded(self, operation: Callable[..., T], *args: Any) -> T:
-        """Call ``operation``, turning SQLite's errors into ones that name the file and the fix."""
+        """Call ``operation``, raising SQLite's errors as ones that name the file and the fix."""
         try:
             return operation(*args)
-        except sqlite3.OperationalError as error:
-            text = str(error)
+        except sqlite3.Error as error:
+            raise self.explain(error) from None
+
+    def explain(self, error: BaseException) -> BaseException:
+        """Return the error to raise for ``error``: SQLite's own ones name the file and the fix."""
+        text = str(error)
+        if isinstance(error, sqlite3.OperationalError):
             if "locked" in text or "busy" in text:
-                raise BrokerUnavailable(
+                return BrokerUnavailable(
                     f"SQLite database {self.path} stayed locked by another connection for {self.timeout:g}s ({text}); "
                     "a process may hold a long transaction on it: end that process, or raise broker_timeout"
-                ) from None
+                )
             if "readonly" in text or "read-only" in text:
-                raise ConfigurationError(
+                return ConfigurationError(
                     f"SQLite database {self.path} is read-only for this process ({text}): make the file and its folder "
                     f"writable (WAL mode writes {os.path.basename(self.path)}-wal and -shm beside it), or choose another path ({FORM})"
-                ) from None
+                )
             if "unable to open" in text:
-                raise ConfigurationError(f"cannot open SQLite database {self.path} ({text}): check that its folder exists and is writable, or choose another path ({FORM})") from None
-            raise
-        except sqlite3.DatabaseError as error:
-            if "not a database" in str(error) or "malformed" in str(error):
-                raise ConfigurationError(f"{self.path} is not a usable SQLite database ({error}); choose another path ({FORM})") from None
-            raise
-
-
-def _close_all(*connections: sqlite3.Connection | None) -> None:
-    for connection in connections:
-        if connection is not None:
-            connection.close()
+                return ConfigurationError(f"cannot open SQLite database {self.path} ({text}): check that its folder exists and is writable, or choose another path ({FORM})")
+        if isinstance(error, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+            return ConfigurationError(f"{self.path} is not a usable SQLite database ({text}); choose another path ({FORM})")
+        return error
 
 
 def database_for(app: Any, url: str) -> SqliteDatabase | None:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
-    "next_numbers", "insert_envelopes", "claim", "next_due", "renew", "ack", "requeue", "dead_letter",
-    "cancel", "dead_rows", "requeue_dead", "delete_in_state",
+    "next_numbers", "insert_envelopes", "claimable", "claim", "next_due", "renew", "ack", "requeue", "dead_letter",
+    "cancel", "dead_rows", "requeue_dead", "delete_in_state", "store_if_leased",
 ]
 
 Row = tuple[Any, ...]
@@ -59,9 +59,10 @@ def claimable(connection: sqlite3.Connection, app: str) -> tuple[bool, float | N
     return ready is not None or (due is not None and due <= time.time()), due
 
 
-def claim(connection: sqlite3.Connection, app: str, worker_id: str, max_count: int, lease: float) -> list[Row]:
+def claim(connection: sqlite3.Connection, app: str, worker_id: str, max_count: int, lease: float) -> tuple[list[Row], float | None]:
     """Promote due delayed envelopes, put back expired leases (``lost`` + 1), then lease up to
-    ``max_count`` ready envelopes; return ``(uuid, priority, payload, deliveries, lost, receipt)`` rows."""
+    ``max_count`` ready envelopes; return ``(uuid, priority, payload, deliveries, lost, receipt)``
+    rows, and the next due time when there are none."""
     clock = time.time()
     connection.execute("UPDATE qtasks_queue SET state = 'ready', due = 0 WHERE app = ? AND state = 'delayed' AND due <= ?", (app, clock))
     connection.execute(
@@ -73,14 +74,14 @@ def claim(connection: sqlite3.Connection, app: str, worker_id: str, max_count: i
         "ORDER BY priority, seq LIMIT ?", (app, max_count)
     ).fetchall()
     if not rows:
-        return []
+        return [], next_due(connection, app)
     first = next_numbers(connection, len(rows))
     leased = [(*row[:3], row[3] + 1, row[4], first + i) for i, row in enumerate(rows)]
     connection.executemany(
         "UPDATE qtasks_queue SET state = 'leased', due = ?, deliveries = deliveries + 1, receipt = ?, worker = ? WHERE app = ? AND uuid = ?",
         [(clock + lease, row[5], worker_id, app, row[0]) for row in leased],
     )
-    return leased
+    return leased, None
 
 
 def renew(connection: sqlite3.Connection, app: str, leases: Sequence[tuple[str, int]], lease: float) -> None:
@@ -144,3 +145,13 @@ def delete_in_state(connection: sqlite3.Connection, app: str, states: Sequence[s
     """Delete the app's envelopes in ``states``; return how many."""
     marks = ", ".join("?" for _ in states)
     return connection.execute(f"DELETE FROM qtasks_queue WHERE app = ? AND state IN ({marks})", (app, *states)).rowcount
+
+
+def store_if_leased(connection: sqlite3.Connection, app: str, rows: Sequence[Row]) -> None:
+    """Store ``(app, uuid, final, expires, record)`` record rows of tasks still leased (a task that
+    ended or went back meanwhile keeps the record its step stored)."""
+    connection.executemany(
+        "INSERT OR REPLACE INTO qtasks_records (app, uuid, final, expires, record) SELECT ?, ?, ?, ?, ? "
+        "WHERE EXISTS (SELECT 1 FROM qtasks_queue WHERE app = ? AND uuid = ? AND state = 'leased')",
+        [(*row, app, row[1]) for row in rows],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -18,8 +19,10 @@ from qtasks.builtin_plugins.sqlite_database import SqliteDatabase, database_for
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import FINAL_STATUSES, Delivery, Envelope, Task
 
-__all__ = ["SqliteStorage", "qtasks_make_storage", "SWEEP_EVERY"]
+__all__ = ["SqliteStorage", "qtasks_make_storage", "SWEEP_EVERY", "RUNNING_WRITE_DELAY"]
 
+log = logging.getLogger("qtasks.sqlite")
+RUNNING_WRITE_DELAY = 0.002  # seconds a running record may wait to be written with others
 SWEEP_EVERY = 60.0  # seconds between deletions of expired records
 RECHECK_EVERY = 1.0  # seconds a result poller waits for a change before reading anyway
 
@@ -56,6 +59,10 @@ class SqliteStorage:
         self._slots: dict[str, _Slot] = {}
         self._poller: asyncio.Task[None] | None = None
         self._swept = 0.0
+        self._coupled = False
+        self._running: dict[str, Task] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Open the shared database file."""
@@ -63,6 +70,12 @@ class SqliteStorage:
 
     async def stop(self) -> None:
         """Wake every waiter, stop the poller and close the file (when nothing else uses it)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._running.clear()
+        if self._flushing:
+            await asyncio.wait(list(self._flushing))
         for slot in self._slots.values():
             slot.done.set()
         if self._poller is not None:
@@ -90,11 +103,39 @@ class SqliteStorage:
                 slot.done.set()
 
     async def save(self, task: Task) -> None:
-        """Store the record; a final one gets its expiry and wakes its waiters."""
+        """Store the record; a final one gets its expiry and wakes its waiters.
+
+        With the SQLite broker of the same file, a ``process`` record is written at most
+        ``RUNNING_WRITE_DELAY`` seconds later, together with the others of that moment, only
+        while its task is still leased, and not at all when the task ends sooner.
+        """
+        key = str(task.uuid)
+        if task.status == "process" and self._coupled:
+            self._running[key] = task
+            if self._flush is None:
+                self._flush = asyncio.get_running_loop().call_later(RUNNING_WRITE_DELAY, self._write_running)
+            return
+        self._running.pop(key, None)
         clock = time.time()
         row = self._row(task, clock)
         await self.database.write(lambda c: self._store(c, [row], clock))
         self._woken(task)
+
+    def _write_running(self) -> None:
+        self._flush = None
+        batch, self._running = self._running, {}
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._store_running(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _store_running(self, batch: dict[str, Task]) -> None:
+        clock = time.time()
+        rows = [self._row(task, clock) for task in batch.values()]
+        try:
+            await self.database.write(lambda c: sql.store_if_leased(c, self.app_name, rows))
+        except Exception as error:  # the file is locked or gone: a later record replaces these anyway
+            log.warning("writing %d running record(s) failed: %s", len(rows), error)
 
     async def get(self, uuid: UUID) -> Task | None:
         """Return the record, or None (never stored, or expired)."""
@@ -154,7 +195,8 @@ class SqliteStorage:
 
     def couples_with(self, broker: Any) -> bool:
         """True for the SQLite broker on this very file and app."""
-        return getattr(broker, "database", None) is self.database and getattr(broker, "app_name", None) == self.app_name
+        self._coupled = getattr(broker, "database", None) is self.database and getattr(broker, "app_name", None) == self.app_name
+        return self._coupled
 
     async def save_enqueue(self, tasks: Sequence[Task], envelopes: Sequence[Envelope]) -> None:
         """Queue the envelopes and store the ``new`` records of those not already known."""
@@ -169,6 +211,7 @@ class SqliteStorage:
 
     async def _with_lease(self, task: Task, change: Any) -> bool:
         """Run the queue ``change`` and, if this lease still held the envelope, store ``task``."""
+        self._running.pop(str(task.uuid), None)
         clock = time.time()
         row = self._row(task, clock)
 
