@@ -45,6 +45,7 @@ class SqliteBroker:
         self.database = database
         self.app_name = app_name
         self.lease = lease
+        self._found_work = False
 
     async def start(self) -> None:
         """Open the shared database file."""
@@ -68,9 +69,12 @@ class SqliteBroker:
         watcher = self.database.watcher
         while True:
             since = watcher.generation
-            worth_it, due = await self.database.read(partial(sql.claimable, app=self.app_name))
+            # after a claim that found work, claim again at once; after an empty one, look first
+            # (a read), so that idle workers do not take the write lock from busy processes
+            worth_it, due = (True, None) if self._found_work else await self.database.read(partial(sql.claimable, app=self.app_name))
             if worth_it:
                 rows, due = await self.database.write(partial(sql.claim, app=self.app_name, worker_id=worker_id, max_count=max_count, lease=self.lease))
+                self._found_work = bool(rows)
                 if rows:
                     return [self._delivery(row) for row in rows]
             remaining = deadline - time.monotonic()

@@ -10,12 +10,12 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-import anyio
 
 from qtasks.builtin_plugins import sqlite_queue as sql
 from qtasks.builtin_plugins.records import RecordCodec
 from qtasks.builtin_plugins.sqlite_broker import lost_lease
 from qtasks.builtin_plugins.sqlite_database import SqliteDatabase, database_for
+from qtasks.builtin_plugins.sqlite_results import ResultWaiter
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import FINAL_STATUSES, Delivery, Envelope, Task
 
@@ -24,26 +24,15 @@ __all__ = ["SqliteStorage", "qtasks_make_storage", "SWEEP_EVERY", "RUNNING_WRITE
 log = logging.getLogger("qtasks.sqlite")
 RUNNING_WRITE_DELAY = 0.002  # seconds a running record may wait to be written with others
 SWEEP_EVERY = 60.0  # seconds between deletions of expired records
-RECHECK_EVERY = 1.0  # seconds a result poller waits for a change before reading anyway
-
-
-class _Slot:
-    """The waiters of one task: woken with the final record."""
-
-    def __init__(self) -> None:
-        self.waiters = 0
-        self.done = anyio.Event()
-        self.task: Task | None = None
 
 
 class SqliteStorage:
     """Task records in the ``qtasks_records`` table of the app's SQLite file.
 
     A final record expires ``result_ttl`` seconds after it is stored. ``wait`` is woken at once
-    by a final record stored in this process, and within milliseconds by one stored by another
-    process: one poller task per storage re-reads the awaited records after each commit that the
-    database's change watcher sees. With the SQLite broker on the same file, a record and its
-    queue change are one transaction (``CoupledStorage``).
+    by a final record stored in this process, and soon after one stored by another process
+    (``ResultWaiter``). With the SQLite broker on the same file, a record and its queue change
+    are one transaction (``CoupledStorage``).
 
     Args:
         database: The app's shared database file.
@@ -56,8 +45,7 @@ class SqliteStorage:
         self.app_name = app_name
         self.result_ttl = result_ttl
         self.codec = RecordCodec()
-        self._slots: dict[str, _Slot] = {}
-        self._poller: asyncio.Task[None] | None = None
+        self.results = ResultWaiter(database, app_name, self.codec.loads)
         self._swept = 0.0
         self._coupled = False
         self._running: dict[str, Task] = {}
@@ -69,19 +57,14 @@ class SqliteStorage:
         await self.database.open()
 
     async def stop(self) -> None:
-        """Wake every waiter, stop the poller and close the file (when nothing else uses it)."""
+        """Wake every waiter, write nothing more and close the file (when nothing else uses it)."""
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
         self._running.clear()
         if self._flushing:
             await asyncio.wait(list(self._flushing))
-        for slot in self._slots.values():
-            slot.done.set()
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.wait([self._poller])
-            self._poller = None
+        await self.results.close()
         await self.database.close()
 
     def _row(self, task: Task, clock: float) -> tuple[Any, ...]:
@@ -93,14 +76,6 @@ class SqliteStorage:
         if clock - self._swept >= SWEEP_EVERY and any(row[3] is not None for row in rows):
             self._swept = clock
             connection.execute("DELETE FROM qtasks_records WHERE expires IS NOT NULL AND expires <= ?", (clock,))
-
-    def _woken(self, task: Task) -> None:
-        """Hand a final record stored by this process to its waiters."""
-        if task.status in FINAL_STATUSES:
-            slot = self._slots.pop(str(task.uuid), None)
-            if slot is not None:
-                slot.task = task
-                slot.done.set()
 
     async def save(self, task: Task) -> None:
         """Store the record; a final one gets its expiry and wakes its waiters.
@@ -119,7 +94,7 @@ class SqliteStorage:
         clock = time.time()
         row = self._row(task, clock)
         await self.database.write(lambda c: self._store(c, [row], clock))
-        self._woken(task)
+        self.results.deliver(task)
 
     def _write_running(self) -> None:
         self._flush = None
@@ -147,45 +122,7 @@ class SqliteStorage:
 
     async def wait(self, uuid: UUID, timeout: float) -> Task | None:
         """Return the record once final, or None after ``timeout`` (at once for an unknown uuid)."""
-        first = await self.get(uuid)
-        if first is None or first.status in FINAL_STATUSES:
-            return first
-        key = str(uuid)
-        slot = self._slots.setdefault(key, _Slot())
-        slot.waiters += 1
-        if self._poller is None:
-            self._poller = asyncio.get_running_loop().create_task(self._poll())
-        try:
-            with anyio.move_on_after(timeout):
-                await slot.done.wait()
-        finally:
-            slot.waiters -= 1
-            if slot.waiters == 0 and self._slots.get(key) is slot:
-                del self._slots[key]
-        return slot.task
-
-    def _finals(self, connection: Any, keys: Sequence[str]) -> list[tuple[str, bytes]]:
-        found: list[tuple[str, bytes]] = []
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            found += connection.execute(
-                f"SELECT uuid, record FROM qtasks_records WHERE app = ? AND final = 1 AND uuid IN ({marks})", (self.app_name, *chunk)
-            ).fetchall()
-        return found
-
-    async def _poll(self) -> None:
-        """Re-read the awaited records after every commit the watcher sees, until nobody waits."""
-        watcher = self.database.watcher
-        try:
-            while self._slots:
-                since = watcher.generation
-                for key, record in await self.database.read(partial(self._finals, keys=list(self._slots))):
-                    self._woken(self.codec.loads(record))
-                if self._slots:
-                    await watcher.wait(since, RECHECK_EVERY)
-        finally:
-            self._poller = None
+        return await self.results.wait(str(uuid), timeout, lambda: self.get(uuid))
 
     async def purge(self) -> int:
         """Delete every record of this app."""
@@ -223,7 +160,7 @@ class SqliteStorage:
 
         held = await self.database.write(step)
         if held:
-            self._woken(task)
+            self.results.deliver(task)
         return held
 
     async def save_ack(self, task: Task, delivery: Delivery) -> None:
