@@ -24,6 +24,7 @@ import pytest
 
 from qtasks import QueueTasks as SyncQueueTasks
 from qtasks.asyncio import QueueTasks
+from qtasks.builtin_plugins import sqlite_database, sqlite_watch
 from qtasks.errors import BrokerUnavailable, ConfigurationError
 from qtasks.kernel.config import QueueConfig
 
@@ -197,7 +198,18 @@ async def test_apps_on_one_file_keep_their_own_queues(tmp_path: Path) -> None:
         await second.close()
 
 
-async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connections_commit(tmp_path: Path) -> None:
+@pytest.fixture(params=["inotify", "poll"])
+def wake_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the apps of the test see other connections' commits: inotify (Linux), or the polling
+    thread used where inotify is missing or refused."""
+    if request.param == "poll":
+        monkeypatch.setattr(sqlite_watch, "inotify_fd", lambda path: None)
+    elif not sys.platform.startswith("linux"):
+        pytest.skip("inotify is Linux only")
+    return request.param
+
+
+async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connections_commit(tmp_path: Path, wake_mode: str) -> None:
     """An idle worker makes no more than a few queries a second, yet a task queued through
     another connection to the file (as another process would) runs well before the worker's
     own claim wait (5 s) would have ended."""
@@ -211,6 +223,7 @@ async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connec
     try:
         await worker_app.start()
         database = worker_app.broker.database
+        assert database.watcher.mode == wake_mode
         queries: list[str] = []
         for name in ("write", "read"):
             original = getattr(database, name)
@@ -230,6 +243,106 @@ async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connec
     finally:
         await worker_app.close()
         await producer.close()
+
+
+async def test_a_running_task_shows_process_to_other_connections_and_ends_final(tmp_path: Path) -> None:
+    """A task that runs for a while is seen ``process`` through another connection (its record is
+    written a moment after the claim); once it ends, its record is final and stays final."""
+    url = f"sqlite:///{tmp_path}/running.sqlite3"
+    worker_app, observer = QueueTasks(name="running", broker_url=url), QueueTasks(name="running", broker_url=url)
+    release = anyio.Event()
+
+    @worker_app.task(name="slow")
+    async def slow() -> str:
+        await release.wait()
+        return "done"
+
+    try:
+        async with serving(worker_app):
+            task = await observer.add_task("slow")
+
+            async def running() -> bool:
+                record = await observer.get(task.uuid)
+                return record is not None and record.status == "process"
+
+            await eventually(running)
+            release.set()
+            final = await observer.wait_result(task.uuid, 10)
+        assert final is not None and (final.status, final.returning) == ("success", "done")
+        assert (await observer.get(task.uuid)).status == "success"
+    finally:
+        await worker_app.close()
+        await observer.close()
+
+
+async def test_writes_queued_together_share_a_transaction_and_fail_alone(tmp_path: Path) -> None:
+    """Writes made while a transaction runs commit together in the next one; a write that raises
+    is rolled back alone and its error reaches its caller only; a writer cancelled while waiting
+    does not wait, but its write still commits."""
+    app = QueueTasks(name="batch", broker_url=f"sqlite:///{tmp_path}/batch.sqlite3")
+    await app.start()
+    database = app.broker.database
+    try:
+        await database.write(lambda c: c.execute("CREATE TABLE notes (text TEXT)"))
+        transactions: list[int] = []
+        original = database.writes._send
+
+        def counting(operation: Any, done: Any) -> None:
+            transactions.append(1)
+            original(operation, done)
+
+        database.writes._send = counting  # type: ignore[method-assign]
+
+        def note(text: str) -> Any:
+            return lambda c: c.execute("INSERT INTO notes VALUES (?)", (text,)).rowcount
+
+        def broken(c: Any) -> None:
+            c.execute("INSERT INTO notes VALUES ('rolled back')")
+            raise ValueError("this write fails")
+
+        results: dict[str, Any] = {}
+
+        async def write(name: str, operation: Any) -> None:
+            try:
+                results[name] = await database.write(operation)
+            except ValueError as error:
+                results[name] = error
+
+        async with anyio.create_task_group() as group:
+            for name, operation in [("first", note("first")), ("second", note("second")), ("broken", broken), ("third", note("third"))]:
+                group.start_soon(write, name, operation)
+        assert results["first"] == results["second"] == results["third"] == 1
+        assert isinstance(results["broken"], ValueError)
+        assert len(transactions) <= 2  # the first write alone, then the three that queued behind it
+        with anyio.move_on_after(0):  # cancelled before the write even starts
+            await database.write(note("cancelled"))
+        await database.writes.drain()
+        rows = await database.read(lambda c: [r[0] for r in c.execute("SELECT text FROM notes ORDER BY rowid")])
+        assert sorted(rows) == ["cancelled", "first", "second", "third"]
+    finally:
+        await app.close()
+
+
+async def test_the_wal_is_checkpointed_on_its_own_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commits never checkpoint the WAL themselves; the checkpoint thread copies it into the file
+    once it is big enough, so the file grows while the app still runs."""
+    monkeypatch.setattr(sqlite_database, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(sqlite_database, "CHECKPOINT_BYTES", 64 * 1024)
+    path = tmp_path / "wal.sqlite3"
+    app = QueueTasks(name="wal", broker_url=f"sqlite:///{path}")
+    await app.start()
+    try:
+        before = path.stat().st_size
+        assert await app.broker.database.write(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
+        for _ in range(10):
+            await app.add_tasks("anything", [("x" * 1000,)] * 20)
+
+        async def grown() -> bool:
+            return path.stat().st_size > before
+
+        await eventually(grown)
+    finally:
+        await app.close()
 
 
 # -- settings and errors ---------------------------------------------------------------------------
