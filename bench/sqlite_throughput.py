@@ -20,11 +20,11 @@ on the same file in this process, then:
 - round trip: ``--roundtrips`` sequential ``await noop.add_task(timeout=10)`` (enqueue, the worker
   process runs it, this process sees the final record), each timed with ``time.perf_counter``;
 - pickup: 1 s with no work, then ``--pickups`` times ``await stamp.add_task(time.time(), timeout=10)``
-  with ``--pickup-pause`` s between, so the worker is idle (its change watcher at its slow 20 ms
-  interval) each time. The task returns ``time.time()`` at its start minus the argument: enqueue
-  commit, the worker noticing it, claim and dispatch. Each pause gets a random extra 0-20 ms (one
-  idle interval): a fixed 0.5 s is 25 intervals after the last commit, which both processes saw,
-  so every enqueue would land at the same point of the watcher's cycle (just after a check);
+  with ``--pickup-pause`` s between, so the worker is idle each time. The task returns
+  ``time.time()`` at its start minus the argument: enqueue commit, the worker noticing it (inotify
+  on Linux; elsewhere a polling thread at 20 ms when idle), claim and dispatch. Each pause gets a
+  random extra 0-20 ms (one polling interval), so that with the polling watcher the enqueues do
+  not all land at the same point of its cycle;
 - idle CPU: 1 s settle on the now empty queue, then the worker's utime + stime from
   ``/proc/<pid>/stat`` over ``--idle-seconds``, as a percent of one core (resolution: one clock
   tick, usually 10 ms, over the window). This process's own CPU over that window (its app is open
