@@ -245,6 +245,31 @@ async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connec
         await producer.close()
 
 
+@pytest.mark.slow
+async def test_no_wake_up_is_lost_between_connections(tmp_path: Path, wake_mode: str) -> None:
+    """500 round trips between two connections (a producer app and a worker app, as two processes
+    would be): each ends within a fraction of a second. A lost wake-up shows as one that waits
+    for a timeout instead: the worker's claim wait (5 s) or the result poller's re-read (1 s)."""
+    url = f"sqlite:///{tmp_path}/trips.sqlite3?synchronous=full"  # commits fsync the log before they show: a wider gap
+    worker_app, producer = QueueTasks(name="trips", broker_url=url), QueueTasks(name="trips", broker_url=url)
+    for app in (worker_app, producer):
+        @app.task(name="echo")
+        async def echo(n: int) -> int:
+            return n
+
+    try:
+        async with serving(worker_app, concurrency=4):
+            for n in range(500):
+                began = time.monotonic()
+                record = await producer.add_task("echo", n, timeout=2)
+                took = time.monotonic() - began
+                assert took < 0.9, f"round trip {n} took {took:.2f}s: a wake-up was lost"
+                assert record is not None and record.returning == n
+    finally:
+        await worker_app.close()
+        await producer.close()
+
+
 async def test_a_running_task_shows_process_to_other_connections_and_ends_final(tmp_path: Path) -> None:
     """A task that runs for a while is seen ``process`` through another connection (its record is
     written a moment after the claim); once it ends, its record is final and stays final."""

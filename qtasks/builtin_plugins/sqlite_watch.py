@@ -1,10 +1,11 @@
-"""Cross-process wake-ups for SQLite: inotify on the WAL file, else a thread polling ``PRAGMA data_version``."""
+"""Cross-process wake-ups for SQLite: a thread watches ``PRAGMA data_version``, woken by inotify where it can."""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import os
+import select
 import sqlite3
 import sys
 import threading
@@ -14,11 +15,12 @@ from collections.abc import Callable
 import anyio
 import anyio.to_thread
 
-__all__ = ["ChangeWatcher", "BUSY_INTERVAL", "IDLE_INTERVAL", "inotify_fd"]
+__all__ = ["ChangeWatcher", "BUSY_INTERVAL", "IDLE_INTERVAL", "BUSY_FOR", "inotify_fd"]
 
-BUSY_INTERVAL = 0.001  # polling: seconds between checks shortly after a change
-IDLE_INTERVAL = 0.02  # polling: seconds between checks when nothing changed for BUSY_FOR
-BUSY_FOR = 0.2
+BUSY_INTERVAL = 0.001  # seconds between checks while the file keeps changing
+BUSY_FOR = 0.2  # seconds of BUSY_INTERVAL checks after the last change (or inotify event)
+IDLE_INTERVAL = 0.02  # polling mode: the longest pause between checks once the file is quiet
+IDLE_CHECK = 1.0  # inotify mode: a quiet file is still checked once a second
 IN_MODIFY = 0x00000002
 
 
@@ -45,18 +47,19 @@ class ChangeWatcher:
 
     A waiter notes ``generation`` before it reads, then calls ``wait(since, timeout)``, which
     returns at once if a commit was seen since, so no wake-up is lost between the read and the
-    wait. Commits of this process call ``touch``, which wakes its waiters at once. Commits of
-    other processes are seen in one of two ways (``mode``):
+    wait. Commits of this process call ``touch``, which wakes its waiters at once.
 
-    - ``"inotify"`` (Linux): every commit writes the ``-wal`` file, and the event loop reads the
-      kernel's notification while someone waits. No thread, no polling: nothing runs while
-      nothing is written or nobody waits.
-    - ``"poll"`` (elsewhere, or when inotify is refused): a thread checks ``PRAGMA data_version``
-      every millisecond while commits keep coming and every 20 ms once they stop, and sleeps on
-      a ``threading.Event`` while nobody in the process waits.
+    Commits of other processes are seen by a thread that compares ``PRAGMA data_version`` (a read
+    of the WAL index in shared memory, no disk I/O), only while someone in the process waits:
+    every millisecond for ``BUSY_FOR`` seconds after a change, then, when the file is quiet:
+
+    - ``mode == "inotify"`` (Linux): it blocks until the ``-wal`` file is written (inotify), so a
+      quiet file costs nothing. A commit writes the log before it becomes visible, so the thread
+      checks every millisecond after each write until the change shows.
+    - ``mode == "poll"`` (elsewhere, or when inotify is refused): it checks every 20 ms.
 
     Args:
-        connect: Opens a new connection to the watched file (for the polling thread).
+        connect: Opens a new connection to the watched file (for the thread).
         wal_path: The file's write-ahead log (``<file>-wal``).
     """
 
@@ -67,7 +70,6 @@ class ChangeWatcher:
         self.mode = "stopped"
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._fd: int | None = None
         self._waiting = 0
         self._wanted = threading.Event()
         self._stopping = threading.Event()
@@ -87,73 +89,56 @@ class ChangeWatcher:
             self._event = asyncio.Event()
         event = self._event
         self._waiting += 1
-        if self._waiting == 1:
-            self._listen(True)
+        self._wanted.set()
         try:
             with anyio.move_on_after(timeout):
                 await event.wait()
         finally:
             self._waiting -= 1
             if self._waiting == 0:
-                self._listen(False)
+                self._wanted.clear()
 
-    def _listen(self, on: bool) -> None:
-        """Watch for other processes' commits only while someone waits (a busy process that
-        never waits is not woken by each of them); inotify keeps one pending event meanwhile."""
-        if self._fd is not None and self._loop is not None:
-            if on:
-                self._loop.add_reader(self._fd, self._drain)
-            else:
-                self._loop.remove_reader(self._fd)
-        elif on:
-            self._wanted.set()
-        else:
-            self._wanted.clear()
-
-    async def start(self, use_inotify: bool = True) -> None:
-        """Start watching (called on the event loop once the file and its ``-wal`` exist)."""
+    async def start(self) -> None:
+        """Start the thread (on the event loop, once the file and its ``-wal`` exist); it takes the
+        file's version before anyone waits, so a commit between a waiter's read and its wait is seen."""
         if self.mode != "stopped":
             return
         self._loop = asyncio.get_running_loop()
-        fd = inotify_fd(self._wal_path) if use_inotify else None
-        if fd is not None:
-            self._fd, self.mode = fd, "inotify"
-            if self._waiting:
-                self._loop.add_reader(fd, self._drain)
-            return
+        fd = inotify_fd(self._wal_path)
+        self.mode = "poll" if fd is None else "inotify"
         self._stopping = stopping = threading.Event()
         ready = threading.Event()
-        thread = threading.Thread(target=self._poll, args=(ready, stopping), name="qtasks-sqlite-watch", daemon=True)
+        thread = threading.Thread(target=self._watch, args=(fd, ready, stopping), name="qtasks-sqlite-watch", daemon=True)
         thread.start()
-        self.mode = "poll"
-        await anyio.to_thread.run_sync(ready.wait, 5.0)  # the thread has its baseline before anyone waits
+        await anyio.to_thread.run_sync(ready.wait, 5.0)
 
     def stop(self) -> None:
-        """Stop watching and wake every waiter."""
-        if self._fd is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._fd)
-            os.close(self._fd)
-            self._fd = None
+        """Stop the thread (it ends within a second) and wake every waiter."""
         self._stopping.set()
         self._wanted.set()
         self.mode = "stopped"
-        self.touch()
-
-    def _drain(self) -> None:
-        fd = self._fd
-        try:
-            while fd is not None and os.read(fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
         self.touch()
 
     def _changed(self) -> None:
         if not self._stopping.is_set():
             self.touch()
 
-    def _poll(self, ready: threading.Event, stopping: threading.Event) -> None:
+    def _quiet_wait(self, fd: int | None, interval: float) -> bool:
+        """Block while the file is quiet: until its log is written (inotify; True), or for
+        ``interval`` (polling) or ``IDLE_CHECK`` seconds (inotify; False)."""
+        if fd is None:
+            time.sleep(interval)
+            return False
+        if not select.select([fd], [], [], IDLE_CHECK)[0]:
+            return False
+        try:
+            while os.read(fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        return True
+
+    def _watch(self, fd: int | None, ready: threading.Event, stopping: threading.Event) -> None:
         try:
             connection = self._connect()
             version = connection.execute("PRAGMA data_version").fetchone()[0]
@@ -162,20 +147,25 @@ class ChangeWatcher:
             return
         ready.set()
         try:
-            interval, last_change = BUSY_INTERVAL, time.monotonic()
+            interval, busy_since = BUSY_INTERVAL, time.monotonic()
             while not stopping.is_set():
                 if not self._wanted.wait(1.0):
                     continue
-                time.sleep(interval)
+                if time.monotonic() - busy_since < BUSY_FOR:
+                    time.sleep(BUSY_INTERVAL)
+                else:
+                    if self._quiet_wait(fd, interval):
+                        busy_since = time.monotonic()  # the log was written: check closely until the change shows
+                    interval = min(interval * 2, IDLE_INTERVAL)
                 current = connection.execute("PRAGMA data_version").fetchone()[0]
-                clock = time.monotonic()
                 if current != version:
-                    version, last_change = current, clock
+                    version, busy_since, interval = current, time.monotonic(), BUSY_INTERVAL
                     loop = self._loop
                     if loop is not None and not loop.is_closed():
                         loop.call_soon_threadsafe(self._changed)
-                interval = BUSY_INTERVAL if clock - last_change < BUSY_FOR else min(interval * 2, IDLE_INTERVAL)
         except (sqlite3.Error, RuntimeError):  # file gone or loop closed: waiters fall back on their timeouts
             pass
         finally:
             connection.close()
+            if fd is not None:
+                os.close(fd)
