@@ -134,7 +134,7 @@ class SqliteDatabase:
         self.users -= 1
         if self.users <= 0 and self._writer.running:
             await self.writes.drain()
-            self.watcher.stop()
+            await self.watcher.stop()
             for thread in self._threads():
                 await thread.stop()
 

@@ -73,6 +73,8 @@ class ChangeWatcher:
         self._waiting = 0
         self._wanted = threading.Event()
         self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._wake_reader = self._wake_writer = -1
 
     def touch(self) -> None:
         """Wake the waiters now (called on the event loop)."""
@@ -107,17 +109,24 @@ class ChangeWatcher:
         fd = inotify_fd(self._wal_path)
         self.mode = "poll" if fd is None else "inotify"
         self._stopping = stopping = threading.Event()
+        self._wake_reader, self._wake_writer = os.pipe()  # ends the thread's select at once on stop
         ready = threading.Event()
-        thread = threading.Thread(target=self._watch, args=(fd, ready, stopping), name="qtasks-sqlite-watch", daemon=True)
-        thread.start()
+        self._thread = threading.Thread(target=self._watch, args=(fd, ready, stopping), name="qtasks-sqlite-watch", daemon=True)
+        self._thread.start()
         await anyio.to_thread.run_sync(ready.wait, 5.0)
 
-    def stop(self) -> None:
-        """Stop the thread (it ends within a second) and wake every waiter."""
+    async def stop(self) -> None:
+        """Stop the thread, wait until it has closed its connection, and wake every waiter."""
         self._stopping.set()
         self._wanted.set()
         self.mode = "stopped"
         self.touch()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            os.write(self._wake_writer, b"x")
+            await anyio.to_thread.run_sync(thread.join)
+            os.close(self._wake_reader)
+            os.close(self._wake_writer)
 
     def _changed(self) -> None:
         if not self._stopping.is_set():
@@ -129,7 +138,8 @@ class ChangeWatcher:
         if fd is None:
             time.sleep(interval)
             return False
-        if not select.select([fd], [], [], IDLE_CHECK)[0]:
+        readable = select.select([fd, self._wake_reader], [], [], IDLE_CHECK)[0]
+        if fd not in readable:
             return False
         try:
             while os.read(fd, 4096):
