@@ -228,9 +228,9 @@ async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connec
         for name in ("write", "read"):
             original = getattr(database, name)
 
-            async def counted(operation: Any, _original: Any = original, _name: str = name) -> Any:
+            async def counted(operation: Any, *args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
                 queries.append(_name)
-                return await _original(operation)
+                return await _original(operation, *args, **kwargs)
 
             setattr(database, name, counted)
         async with serving(worker_app):
@@ -312,7 +312,7 @@ async def test_writes_queued_together_share_a_transaction_and_fail_alone(tmp_pat
         transactions: list[int] = []
         original = database.writes._send
 
-        def counting(operation: Any, done: Any) -> None:
+        def counting(operation: Any, done: Any) -> None:  # one call per transaction
             transactions.append(1)
             original(operation, done)
 

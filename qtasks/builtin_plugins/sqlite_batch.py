@@ -75,25 +75,27 @@ class WriteQueue:
         ready: Raises when the file is not open.
         timeout: Seconds to wait for another process's write lock.
         explain: Turns an error into the one to raise (a SQLite error into one naming the file and the fix).
-        committed: Called on the event loop after each transaction.
+        committed: Called on the event loop after each transaction, with whether one of its
+            operations asked to wake the process's waiters (``submit(..., wakes=True)``).
     """
 
     def __init__(self, send: Callable[[Operation, Callable[[bool, Any], None]], None], ready: Callable[[], None], timeout: float,
-                 explain: Callable[[BaseException], BaseException], committed: Callable[[], None]) -> None:
+                 explain: Callable[[BaseException], BaseException], committed: Callable[[bool], None]) -> None:
         self._send = send
         self._ready = ready
         self._timeout = timeout
         self._explain = explain
         self._committed = committed
-        self._pending: list[tuple[Operation, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Operation, asyncio.Future[Any], bool]] = []
         self._running = False
         self._idle: asyncio.Event | None = None
 
-    async def submit(self, operation: Operation) -> Any:
-        """Run ``operation(connection)`` in the next transaction and return its result."""
+    async def submit(self, operation: Operation, wakes: bool = True) -> Any:
+        """Run ``operation(connection)`` in the next transaction and return its result; ``wakes``:
+        whether the commit may give this process's waiters something to do (a task to claim)."""
         self._ready()  # fail at once on a closed file
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((operation, future))
+        self._pending.append((operation, future, wakes))
         if not self._running:
             self._next_batch()
         return await future
@@ -107,18 +109,18 @@ class WriteQueue:
     def _next_batch(self) -> None:
         batch, self._pending = self._pending, []
         self._running = True
-        self._send(partial(run_batch, operations=[op for op, _ in batch], timeout=self._timeout), partial(self._finished, batch))
+        self._send(partial(run_batch, operations=[op for op, _, _ in batch], timeout=self._timeout), partial(self._finished, batch))
 
-    def _finished(self, batch: list[tuple[Operation, asyncio.Future[Any]]], ok: bool, value: Any) -> None:
+    def _finished(self, batch: list[tuple[Operation, asyncio.Future[Any], bool]], ok: bool, value: Any) -> None:
         outcomes = value if ok else [(False, value)] * len(batch)  # a failed transaction fails every operation
-        for (succeeded, result), (_, future) in zip(outcomes, batch):
+        for (succeeded, result), (_, future, _) in zip(outcomes, batch):
             if future.done():  # its writer was cancelled: the write happened all the same
                 continue
             if succeeded:
                 future.set_result(result)
             else:
                 future.set_exception(self._explain(result))
-        self._committed()
+        self._committed(any(wakes for _, _, wakes in batch))
         if self._pending:
             self._next_batch()
             return

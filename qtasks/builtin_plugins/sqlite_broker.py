@@ -73,7 +73,7 @@ class SqliteBroker:
             # (a read), so that idle workers do not take the write lock from busy processes
             worth_it, due = (True, None) if self._found_work else await self.database.read(partial(sql.claimable, app=self.app_name))
             if worth_it:
-                rows, due = await self.database.write(partial(sql.claim, app=self.app_name, worker_id=worker_id, max_count=max_count, lease=self.lease))
+                rows, due = await self.database.write(partial(sql.claim, app=self.app_name, worker_id=worker_id, max_count=max_count, lease=self.lease), wakes=False)
                 self._found_work = bool(rows)
                 if rows:
                     return [self._delivery(row) for row in rows]
@@ -103,11 +103,11 @@ class SqliteBroker:
             connection.execute("DELETE FROM qtasks_workers WHERE app = ? AND seen_at < ?", (self.app_name, clock - 3 * self.lease))
             sql.renew(connection, self.app_name, leases, self.lease)
 
-        await self.database.write(beat)
+        await self.database.write(beat, wakes=False)
 
     async def forget_worker(self, worker_id: str) -> None:
         """Remove the worker's registry entry."""
-        await self.database.write(lambda c: c.execute("DELETE FROM qtasks_workers WHERE app = ? AND worker_id = ?", (self.app_name, worker_id)))
+        await self.database.write(lambda c: c.execute("DELETE FROM qtasks_workers WHERE app = ? AND worker_id = ?", (self.app_name, worker_id)), wakes=False)
 
     async def workers(self) -> list[WorkerInfo]:
         """The workers whose last heartbeat is within three leases."""
@@ -123,7 +123,7 @@ class SqliteBroker:
 
     async def ack(self, delivery: Delivery) -> None:
         """Delete the envelope (only while this delivery's lease holds it)."""
-        if not await self.database.write(partial(sql.ack, app=self.app_name, uuid=delivery.envelope.uuid, receipt=delivery.receipt)):
+        if not await self.database.write(partial(sql.ack, app=self.app_name, uuid=delivery.envelope.uuid, receipt=delivery.receipt), wakes=False):
             lost_lease(delivery)
 
     async def requeue(self, delivery: Delivery, delay: float = 0.0) -> None:
@@ -132,11 +132,11 @@ class SqliteBroker:
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move the envelope to the dead letters (only while this lease holds it)."""
-        await self.database.write(partial(sql.dead_letter, app=self.app_name, uuid=delivery.envelope.uuid, receipt=delivery.receipt, reason=reason))
+        await self.database.write(partial(sql.dead_letter, app=self.app_name, uuid=delivery.envelope.uuid, receipt=delivery.receipt, reason=reason), wakes=False)
 
     async def cancel(self, uuid: str) -> bool:
         """Drop a queued envelope that no worker holds."""
-        return await self.database.write(partial(sql.cancel, app=self.app_name, uuid=uuid))
+        return await self.database.write(partial(sql.cancel, app=self.app_name, uuid=uuid), wakes=False)
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters."""
@@ -153,11 +153,11 @@ class SqliteBroker:
 
     async def purge_dead(self) -> int:
         """Drop every dead letter."""
-        return await self.database.write(partial(sql.delete_in_state, app=self.app_name, states=("dead",)))
+        return await self.database.write(partial(sql.delete_in_state, app=self.app_name, states=("dead",)), wakes=False)
 
     async def purge(self) -> int:
         """Drop every queued envelope (leased and dead ones stay)."""
-        return await self.database.write(partial(sql.delete_in_state, app=self.app_name, states=("ready", "delayed")))
+        return await self.database.write(partial(sql.delete_in_state, app=self.app_name, states=("ready", "delayed")), wakes=False)
 
     async def depth(self) -> int:
         """Envelopes waiting to be claimed (ready and delayed)."""

@@ -141,9 +141,11 @@ class SqliteDatabase:
     def _threads(self) -> tuple[ConnectionThread, ...]:
         return self._writer, self._reader, self._checkpointer
 
-    def _committed(self) -> None:
-        """After each transaction: wake this process's waiters; now and then, check the WAL's size."""
-        self.watcher.touch()
+    def _committed(self, wakes: bool) -> None:
+        """After each transaction: wake this process's waiters if it asked to; now and then,
+        check the WAL's size."""
+        if wakes:
+            self.watcher.touch()
         self._commits += 1
         if self._commits >= CHECKPOINT_EVERY and not self._checkpointing and self._checkpointer.running:
             self._commits, self._checkpointing = 0, True
@@ -164,10 +166,13 @@ class SqliteDatabase:
         if not self._writer.running:
             raise ConfigurationError(f"the SQLite database {self.path} is not open: start the app first (await app.start())")
 
-    async def write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, operation: Callable[[sqlite3.Connection], T], wakes: bool = True) -> T:
         """Run ``operation(connection)`` in a transaction (maybe shared with other writes of this
-        process, each in its own savepoint), on the writer's thread; wake this process's waiters."""
-        return await self.writes.submit(operation)
+        process, each in its own savepoint), on the writer's thread. ``wakes``: whether to wake
+        this process's waiters after it (a write that can make a task claimable); acks, records
+        and heartbeats pass False, since nobody here waits for them (final records reach their
+        waiters directly)."""
+        return await self.writes.submit(operation, wakes)
 
     async def read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read-only ``operation(connection)`` on the reader's thread."""

@@ -41,7 +41,7 @@ class SqliteGlobalConfig:
             raise SerializationError(f"global config {name}/{key}: the value cannot be stored as JSON: {error}") from None
         await self.database.write(lambda c: c.execute(
             "INSERT OR REPLACE INTO qtasks_config (app, name, key, value) VALUES (?, ?, ?, ?)", (self.app_name, name, key, encoded)
-        ))
+        ), wakes=False)
 
     async def get(self, name: str, key: str) -> Any:
         """Read one value, or None."""

@@ -93,7 +93,7 @@ class SqliteStorage:
         self._running.pop(key, None)
         clock = time.time()
         row = self._row(task, clock)
-        await self.database.write(lambda c: self._store(c, [row], clock))
+        await self.database.write(lambda c: self._store(c, [row], clock), wakes=False)
         self.results.deliver(task)
 
     def _write_running(self) -> None:
@@ -108,7 +108,7 @@ class SqliteStorage:
         clock = time.time()
         rows = [self._row(task, clock) for task in batch.values()]
         try:
-            await self.database.write(lambda c: sql.store_if_leased(c, self.app_name, rows))
+            await self.database.write(lambda c: sql.store_if_leased(c, self.app_name, rows), wakes=False)
         except Exception as error:  # the file is locked or gone: a later record replaces these anyway
             log.warning("writing %d running record(s) failed: %s", len(rows), error)
 
@@ -126,7 +126,7 @@ class SqliteStorage:
 
     async def purge(self) -> int:
         """Delete every record of this app."""
-        return await self.database.write(lambda c: c.execute("DELETE FROM qtasks_records WHERE app = ?", (self.app_name,)).rowcount)
+        return await self.database.write(lambda c: c.execute("DELETE FROM qtasks_records WHERE app = ?", (self.app_name,)).rowcount, wakes=False)
 
     # -- CoupledStorage: one transaction per record-and-queue change -----------------------------
 
@@ -146,7 +146,7 @@ class SqliteStorage:
 
         await self.database.write(enqueue)
 
-    async def _with_lease(self, task: Task, change: Any) -> bool:
+    async def _with_lease(self, task: Task, change: Any, wakes: bool = False) -> bool:
         """Run the queue ``change`` and, if this lease still held the envelope, store ``task``."""
         self._running.pop(str(task.uuid), None)
         clock = time.time()
@@ -158,7 +158,7 @@ class SqliteStorage:
                 self._store(connection, [row], clock)
             return held
 
-        held = await self.database.write(step)
+        held = await self.database.write(step, wakes)
         if held:
             self.results.deliver(task)
         return held
@@ -172,7 +172,7 @@ class SqliteStorage:
     async def save_requeue(self, task: Task, delivery: Delivery, delay: float) -> None:
         """Store the record and give the envelope back, in one transaction."""
         uuid, receipt = delivery.envelope.uuid, delivery.receipt
-        await self._with_lease(task, partial(sql.requeue, app=self.app_name, uuid=uuid, receipt=receipt, delay=delay))
+        await self._with_lease(task, partial(sql.requeue, app=self.app_name, uuid=uuid, receipt=receipt, delay=delay), wakes=True)
 
     async def save_dead_letter(self, task: Task, delivery: Delivery, reason: str) -> None:
         """Store the ``error`` record and dead-letter the envelope, in one transaction."""
