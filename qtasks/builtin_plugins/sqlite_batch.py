@@ -7,33 +7,41 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 
-__all__ = ["WriteQueue", "run_batch", "begin_immediate"]
+__all__ = ["WriteQueue", "run_batch", "begin_immediate", "retry_locked"]
+
+T = TypeVar("T")
 
 Operation = Callable[[sqlite3.Connection], Any]
 FIRST_RETRY = 0.0001  # seconds before the first retry of a locked file; doubles up to LAST_RETRY
 LAST_RETRY = 0.002
 
 
-def begin_immediate(connection: sqlite3.Connection, timeout: float) -> None:
-    """Take the file's write lock, retrying every 0.1-2 ms for up to ``timeout`` seconds.
+def retry_locked(attempt: Callable[[], T], timeout: float) -> T:
+    """Call ``attempt()`` until it does not fail on a locked or busy file, for up to ``timeout``
+    seconds, pausing 0.1 ms, then 0.2, 0.4... up to 2 ms between tries.
 
-    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20... ms between tries and is not woken
-    when the lock frees; two processes writing in turn would wait out those sleeps.
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20... ms between tries and is not woken when
+    the lock frees, and some operations (opening a new file in WAL mode while another process does
+    the same) fail at once without asking it.
     """
     deadline = time.monotonic() + timeout
     delay = FIRST_RETRY
     while True:
         try:
-            connection.execute("BEGIN IMMEDIATE")
-            return
+            return attempt()
         except sqlite3.OperationalError as error:
             if ("locked" not in str(error) and "busy" not in str(error)) or time.monotonic() >= deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, LAST_RETRY)
+
+
+def begin_immediate(connection: sqlite3.Connection, timeout: float) -> None:
+    """Take the file's write lock, retrying a locked file for up to ``timeout`` seconds."""
+    retry_locked(lambda: connection.execute("BEGIN IMMEDIATE"), timeout)
 
 
 def run_batch(connection: sqlite3.Connection, operations: Sequence[Operation], timeout: float) -> list[tuple[bool, Any]]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from qtasks.builtin_plugins.sqlite_batch import WriteQueue
+from qtasks.builtin_plugins.sqlite_batch import WriteQueue, retry_locked
 from qtasks.builtin_plugins.sqlite_thread import ConnectionThread
 from qtasks.builtin_plugins.sqlite_url import FORM, path_of
 from qtasks.builtin_plugins.sqlite_watch import ChangeWatcher
@@ -72,7 +72,7 @@ class SqliteDatabase:
         self.path, self.synchronous = path_of(url)
         self.timeout = timeout
         self.users = 0
-        self.watcher = ChangeWatcher(self._connect, self.path + "-wal")
+        self.watcher = ChangeWatcher(lambda: retry_locked(self._connect, self.timeout), self.path + "-wal")
         self._writer = ConnectionThread("qtasks-sqlite-writer")
         self._reader = ConnectionThread("qtasks-sqlite-reader")
         self._checkpointer = ConnectionThread("qtasks-sqlite-checkpoint")
@@ -86,10 +86,14 @@ class SqliteDatabase:
         return connection
 
     def _open_writer(self) -> sqlite3.Connection:
-        """Check the folder, switch to WAL, create or check the tables; return the writer's connection."""
+        """Check the folder, then switch to WAL and create or check the tables (retried while
+        another process does the same); return the writer's connection."""
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise ConfigurationError(f"SQLite database {self.path}: the folder {folder} does not exist; create it or choose another path ({FORM})")
+        return retry_locked(self._prepare_writer, self.timeout)
+
+    def _prepare_writer(self) -> sqlite3.Connection:
         writer = self._connect()
         try:
             mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -108,7 +112,7 @@ class SqliteDatabase:
         return writer
 
     def _open_reader(self) -> sqlite3.Connection:
-        reader = self._connect()
+        reader = retry_locked(self._connect, self.timeout)
         reader.execute("PRAGMA query_only=1")
         return reader
 
@@ -120,7 +124,7 @@ class SqliteDatabase:
         try:
             await self._writer.start(lambda: self._guarded(self._open_writer))
             await self._reader.start(lambda: self._guarded(self._open_reader))
-            await self._checkpointer.start(lambda: self._guarded(self._connect))
+            await self._checkpointer.start(lambda: self._guarded(retry_locked, self._connect, self.timeout))
             await self.watcher.start()
         except BaseException:
             self.users -= 1

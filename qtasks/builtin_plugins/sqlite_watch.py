@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import select
 import sqlite3
@@ -17,10 +18,14 @@ import anyio.to_thread
 
 __all__ = ["ChangeWatcher", "BUSY_INTERVAL", "IDLE_INTERVAL", "BUSY_FOR", "inotify_fd"]
 
+log = logging.getLogger("qtasks.sqlite")
+
 BUSY_INTERVAL = 0.001  # seconds between checks while the file keeps changing
 BUSY_FOR = 0.2  # seconds of BUSY_INTERVAL checks after the last change (or inotify event)
 IDLE_INTERVAL = 0.02  # polling mode: the longest pause between checks once the file is quiet
 IDLE_CHECK = 1.0  # inotify mode: a quiet file is still checked once a second
+SETTLE_FIRST = 0.0001  # inotify mode: after a write, look again after 0.1 ms, 0.2 ms, ... up to SETTLE_LAST
+SETTLE_LAST = 0.1
 IN_MODIFY = 0x00000002
 
 
@@ -51,12 +56,13 @@ class ChangeWatcher:
 
     Commits of other processes are seen by a thread that compares ``PRAGMA data_version`` (a read
     of the WAL index in shared memory, no disk I/O), only while someone in the process waits:
-    every millisecond for ``BUSY_FOR`` seconds after a change, then, when the file is quiet:
 
-    - ``mode == "inotify"`` (Linux): it blocks until the ``-wal`` file is written (inotify), so a
-      quiet file costs nothing. A commit writes the log before it becomes visible, so the thread
-      checks every millisecond after each write until the change shows.
-    - ``mode == "poll"`` (elsewhere, or when inotify is refused): it checks every 20 ms.
+    - ``mode == "inotify"`` (Linux): the thread sleeps until the ``-wal`` file is written, then
+      checks at once. A commit writes the log before it becomes visible (after an fsync with
+      ``synchronous=full``), so it checks again 0.1 ms later, then 0.2, 0.4... up to 0.1 s
+      later, and then once a second while the file stays quiet. A quiet file costs nothing.
+    - ``mode == "poll"`` (elsewhere, or when inotify is refused): it checks every millisecond for
+      ``BUSY_FOR`` seconds after a change, then backs off to every 20 ms.
 
     Args:
         connect: Opens a new connection to the watched file (for the thread).
@@ -132,14 +138,9 @@ class ChangeWatcher:
         if not self._stopping.is_set():
             self.touch()
 
-    def _quiet_wait(self, fd: int | None, interval: float) -> bool:
-        """Block while the file is quiet: until its log is written (inotify; True), or for
-        ``interval`` (polling) or ``IDLE_CHECK`` seconds (inotify; False)."""
-        if fd is None:
-            time.sleep(interval)
-            return False
-        readable = select.select([fd, self._wake_reader], [], [], IDLE_CHECK)[0]
-        if fd not in readable:
+    def _written(self, fd: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the log to be written; drain the events and say whether it was."""
+        if fd not in select.select([fd, self._wake_reader], [], [], timeout)[0]:
             return False
         try:
             while os.read(fd, 4096):
@@ -152,24 +153,27 @@ class ChangeWatcher:
         try:
             connection = self._connect()
             version = connection.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error:
+        except sqlite3.Error as error:
+            log.warning("cannot watch %s for other processes' commits (%s); their tasks and results are seen "
+                        "at the next claim or result check instead (within 5 s and 1 s)", self._wal_path[:-4], error)
             ready.set()
             return
         ready.set()
         try:
-            interval, busy_since = BUSY_INTERVAL, time.monotonic()
+            interval, last_change = BUSY_INTERVAL, time.monotonic()
             while not stopping.is_set():
                 if not self._wanted.wait(1.0):
                     continue
-                if time.monotonic() - busy_since < BUSY_FOR:
-                    time.sleep(BUSY_INTERVAL)
+                if fd is None:  # polling: every millisecond for BUSY_FOR after a change, then backing off to 20 ms
+                    time.sleep(interval)
+                    interval = BUSY_INTERVAL if time.monotonic() - last_change < BUSY_FOR else min(interval * 2, IDLE_INTERVAL)
+                elif self._written(fd, interval):  # inotify: at once after a write of the log, then backing off
+                    interval = SETTLE_FIRST  # a commit writes the log before it shows: look again soon
                 else:
-                    if self._quiet_wait(fd, interval):
-                        busy_since = time.monotonic()  # the log was written: check closely until the change shows
-                    interval = min(interval * 2, IDLE_INTERVAL)
+                    interval = IDLE_CHECK if interval >= SETTLE_LAST else interval * 2
                 current = connection.execute("PRAGMA data_version").fetchone()[0]
                 if current != version:
-                    version, busy_since, interval = current, time.monotonic(), BUSY_INTERVAL
+                    version, last_change = current, time.monotonic()
                     loop = self._loop
                     if loop is not None and not loop.is_closed():
                         loop.call_soon_threadsafe(self._changed)
