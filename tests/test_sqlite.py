@@ -198,6 +198,18 @@ async def test_apps_on_one_file_keep_their_own_queues(tmp_path: Path) -> None:
         await second.close()
 
 
+def two_connections(url: str, name: str) -> tuple[QueueTasks, QueueTasks]:
+    """Two apps of one name on one file, each with its own connections (as two processes would
+    have: one's commits reach the other only through the file); both know ``echo(n)``."""
+    apps = QueueTasks(name=name, broker_url=url), QueueTasks(name=name, broker_url=url)
+    for app in apps:
+        @app.task(name="echo")
+        async def echo(n: Any = None) -> Any:
+            return n
+
+    return apps
+
+
 @pytest.fixture(params=["inotify", "poll"])
 def wake_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the apps of the test see other connections' commits: inotify (Linux), or the polling
@@ -213,12 +225,7 @@ async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connec
     """An idle worker makes no more than a few queries a second, yet a task queued through
     another connection to the file (as another process would) runs well before the worker's
     own claim wait (5 s) would have ended."""
-    url = f"sqlite:///{tmp_path}/idle.sqlite3"
-    worker_app, producer = QueueTasks(name="idle", broker_url=url), QueueTasks(name="idle", broker_url=url)
-    for app in (worker_app, producer):
-        @app.task(name="ping")
-        async def ping() -> str:
-            return "pong"
+    worker_app, producer = two_connections(f"sqlite:///{tmp_path}/idle.sqlite3", "idle")
 
     try:
         await worker_app.start()
@@ -237,9 +244,9 @@ async def test_an_idle_worker_waits_without_querying_and_wakes_on_another_connec
             await anyio.sleep(1.0)  # elapsed idle time is what is measured
             idle_queries = len(queries)
             with anyio.fail_after(2.0):
-                record = await producer.add_task("ping", timeout=2.0)
+                record = await producer.add_task("echo", "pong", timeout=2.0)
         assert idle_queries <= 4, queries
-        assert record is not None and record.status == "success"
+        assert record is not None and (record.status, record.returning) == ("success", "pong")
     finally:
         await worker_app.close()
         await producer.close()
@@ -250,12 +257,8 @@ async def test_no_wake_up_is_lost_between_connections(tmp_path: Path, wake_mode:
     """500 round trips between two connections (a producer app and a worker app, as two processes
     would be): each ends within a fraction of a second. A lost wake-up shows as one that waits
     for a timeout instead: the worker's claim wait (5 s) or the result poller's re-read (1 s)."""
-    url = f"sqlite:///{tmp_path}/trips.sqlite3?synchronous=full"  # commits fsync the log before they show: a wider gap
-    worker_app, producer = QueueTasks(name="trips", broker_url=url), QueueTasks(name="trips", broker_url=url)
-    for app in (worker_app, producer):
-        @app.task(name="echo")
-        async def echo(n: int) -> int:
-            return n
+    # with synchronous=full a commit fsyncs the log before it shows: a wider gap between the two
+    worker_app, producer = two_connections(f"sqlite:///{tmp_path}/trips.sqlite3?synchronous=full", "trips")
 
     try:
         async with serving(worker_app, concurrency=4):
