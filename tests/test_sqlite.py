@@ -342,6 +342,8 @@ async def test_writes_queued_together_share_a_transaction_and_fail_alone(tmp_pat
         assert results["first"] == results["second"] == results["third"] == 1
         assert isinstance(results["broken"], ValueError)
         assert len(transactions) <= 2  # the first write alone, then the three that queued behind it
+        with pytest.raises(ValueError, match="this write fails"):  # alone in its transaction
+            await database.write(broken)
         with anyio.move_on_after(0):  # cancelled before the write even starts
             await database.write(note("cancelled"))
         await database.writes.drain()

@@ -50,6 +50,14 @@ def run_batch(connection: sqlite3.Connection, operations: Sequence[Operation], t
     begin_immediate(connection, timeout)
     outcomes: list[tuple[bool, Any]] = []
     try:
+        if len(operations) == 1:  # alone in its transaction: no savepoint needed
+            try:
+                outcomes.append((True, operations[0](connection)))
+            except Exception as error:
+                connection.execute("ROLLBACK")
+                return [(False, error)]
+            connection.execute("COMMIT")
+            return outcomes
         for operation in operations:
             connection.execute("SAVEPOINT operation")
             try:
