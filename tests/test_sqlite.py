@@ -7,6 +7,7 @@ test's own working directory.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -18,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import anyio
 import pytest
@@ -27,6 +29,7 @@ from qtasks.asyncio import QueueTasks
 from qtasks.builtin_plugins import sqlite_database, sqlite_watch
 from qtasks.errors import BrokerUnavailable, ConfigurationError
 from qtasks.kernel.config import QueueConfig
+from qtasks.kernel.model import Envelope
 
 from conformance.helpers import eventually, serving
 
@@ -171,6 +174,42 @@ async def test_several_worker_processes_share_one_file_and_run_each_task_once(jo
     assert runs == Counter({str(n): 1 for n in range(300)})
     pids = {f.returning for f in finals}
     assert pids <= {w.pid for w in workers} and len(pids) >= 2
+
+
+@pytest.mark.slow
+async def test_the_operator_commands_see_other_processes_through_the_file(jobs_dir: Path, workers: list[Any]) -> None:
+    """``qtasks workers`` and ``qtasks dlq list``, each a process of its own, show a worker
+    process and a task it dead-lettered: everything they read is in the default file."""
+    worker = start_worker(jobs_dir, workers)
+    app = jobs_app()
+    try:
+        await app.start()
+
+        async def registered() -> bool:
+            return [w.pid for w in await app.broker.workers()] == [worker.pid]
+
+        await eventually(registered, timeout=30)
+        garbage = Envelope(uuid=str(uuid4()), priority=0, payload=b"\xff not a message")
+        await app.broker.enqueue([garbage])
+
+        async def dead() -> bool:
+            return [letter.uuid for letter in await app.broker.dead_letters()] == [garbage.uuid]
+
+        await eventually(dead, timeout=30)
+    finally:
+        await app.close()
+
+    def qtasks(*args: str) -> Any:
+        return subprocess.run([sys.executable, "-m", "qtasks", "-A", "jobs:app", *args, "--json"], cwd=jobs_dir,
+                              env=child_env(), capture_output=True, text=True, timeout=60)
+
+    listed = qtasks("workers")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["pid"] for row in json.loads(listed.stdout)] == [worker.pid]
+    letters = qtasks("dlq", "list")
+    assert letters.returncode == 0, letters.stderr
+    [row] = json.loads(letters.stdout)
+    assert row["uuid"] == garbage.uuid and "undecodable" in row["reason"]
 
 
 # -- several apps, wake-ups ------------------------------------------------------------------------
