@@ -15,13 +15,13 @@ __all__ = ["WriteQueue", "run_batch", "begin_immediate", "retry_locked"]
 T = TypeVar("T")
 
 Operation = Callable[[sqlite3.Connection], Any]
-FIRST_RETRY = 0.0001  # seconds before the first retry of a locked file; doubles up to LAST_RETRY
+FIRST_RETRY = 0.00005  # seconds before the first retry of a locked file; each pause is half as long again, up to LAST_RETRY
 LAST_RETRY = 0.002
 
 
 def retry_locked(attempt: Callable[[], T], timeout: float) -> T:
     """Call ``attempt()`` until it does not fail on a locked or busy file, for up to ``timeout``
-    seconds, pausing 0.1 ms, then 0.2, 0.4... up to 2 ms between tries.
+    seconds, pausing 0.05 ms, then 0.075, 0.11... (half as long again each time) up to 2 ms between tries.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20... ms between tries and is not woken when
     the lock frees, and some operations (opening a new file in WAL mode while another process does
@@ -36,7 +36,7 @@ def retry_locked(attempt: Callable[[], T], timeout: float) -> T:
             if ("locked" not in str(error) and "busy" not in str(error)) or time.monotonic() >= deadline:
                 raise
         time.sleep(delay)
-        delay = min(delay * 2, LAST_RETRY)
+        delay = min(delay * 1.5, LAST_RETRY)
 
 
 def begin_immediate(connection: sqlite3.Connection, timeout: float) -> None:
