@@ -10,7 +10,6 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-
 from qtasks.builtin_plugins import sqlite_queue as sql
 from qtasks.builtin_plugins.records import RecordCodec
 from qtasks.builtin_plugins.sqlite_broker import lost_lease
