@@ -14,9 +14,12 @@ on the same file in this process, then:
 
 - waits for the worker: one ``await noop.add_task(timeout=30)`` that returns only once a worker
   ran it (no sleeps), then runs ``--warmup - 1`` more tasks to warm both sides;
-- throughput: ``--tasks`` sequential ``await noop.add_task()``, timed from the first enqueue until
-  every task's final record is available (``app.wait_result`` on each uuid in order; most are
-  already final by then). tasks/s = tasks / that time; enqueues/s = tasks / the add_task loop alone;
+- throughput: ``--tasks`` sequential ``await noop.add_task()``. "until all are done" is timed from
+  the first enqueue until every task is finished: the last 100 tasks' results are awaited, then one
+  SQL count of the app's final records must equal ``--tasks`` (0 is printed if it does not).
+  "sequential add_task" goes on until every final record has been read back, with
+  ``app.wait_result`` on each uuid in order (each checked to be ``success``). tasks/s = tasks /
+  that time; enqueues/s = tasks / the add_task loop alone;
   worker tasks/s = final records counted (one SQL count) when the add_task loop ends / its duration,
   i.e. how fast the worker finished tasks while they arrived. The read-back is sequential, one
   ``wait_result`` (a read on the reader thread, about 0.5 ms here) per task;
@@ -133,7 +136,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
         proc = start_worker(WORKER, url, APP_NAME, args.concurrency)
         try:
             await warm_up(app, noop, proc, args.warmup, finished)
-            total, enqueue, done_meanwhile = await throughput(app, noop, args.tasks, finished)
+            total, enqueue, done_meanwhile, done = await throughput(app, noop, args.tasks, finished)
             trips = await round_trips(noop, args.roundtrips)
             picks = await pickups(stamp, args.pickups, args.pickup_pause)
             idle, own_idle = await idle_cpu(proc.pid, args.idle_seconds)
@@ -141,6 +144,7 @@ async def one_run(args: argparse.Namespace) -> dict[str, Any]:
             worker = await anyio.to_thread.run_sync(stop_worker, proc)
             await app.close()
     return {
+        "done_rate": args.tasks / done if done else 0.0,
         "rate": args.tasks / total,
         "enqueue_rate": args.tasks / enqueue,
         "worker_rate": done_meanwhile / enqueue,
@@ -175,7 +179,9 @@ def environment(folder: str) -> str:
 
 
 ROWS = (  # key, whether higher is better, title (formatted with the options), number format
-    *THROUGHPUT_ROWS,
+    Row("done_rate", True, "end to end, tasks/s ({a.tasks:,} add_task, until all done)", ",.0f"),
+    Row("rate", True, "end to end, tasks/s, every result read back in order", ",.0f"),
+    *THROUGHPUT_ROWS[1:],
     Row("worker_rate", True, "worker, tasks/s finished while the producer enqueued", ",.0f"),
     *ROUND_TRIP_ROWS,
     Row("pickup_p50_ms", False, "pickup p50, ms ({a.pickups} on an idle worker)", ".1f"),
@@ -203,14 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     runs = repeat_runs(
         args.repeat,
         lambda: anyio.run(one_run, args),
-        lambda run: f"{run['rate']:,.0f} tasks/s, {run['enqueue_rate']:,.0f} enqueues/s, worker "
+        lambda run: f"{run['done_rate']:,.0f} tasks/s until all done, {run['rate']:,.0f} with the read-back, "
+                    f"{run['enqueue_rate']:,.0f} enqueues/s, worker "
                     f"{run['worker_rate']:,.0f} tasks/s ({run['done_meanwhile']:,} done when the last enqueue returned); round trip "
                     f"p50 {run['p50_ms']:.3f} ms, p99 {run['p99_ms']:.3f} ms, max {run['max_ms']:.3f} ms; pickup "
                     f"p50 {run['pickup_p50_ms']:.1f} ms, max {run['pickup_max_ms']:.1f} ms; idle worker "
                     f"{run['idle_cpu_percent']:.2f}% CPU (producer {run['producer_idle_cpu_percent']:.2f}%); worker {run['worker']}",
     )
     s = print_summary(runs, ROWS, args, width=56)
-    print(f"targets (by the median): >= {TARGET_RATE:,.0f} tasks/s: {verdict(s['rate_median'] >= TARGET_RATE)}; "
+    print(f"targets (by the median): >= {TARGET_RATE:,.0f} tasks/s until all done: {verdict(s['done_rate_median'] >= TARGET_RATE)} "
+          f"(with the read-back: {verdict(s['rate_median'] >= TARGET_RATE)}); "
           f"pickup max <= {TARGET_PICKUP_MS:g} ms: {verdict(s['pickup_max_ms_median'] <= TARGET_PICKUP_MS)} "
           f"(p50: {verdict(s['pickup_p50_ms_median'] <= TARGET_PICKUP_MS)}); idle worker < {TARGET_IDLE_CPU:g}% CPU: "
           f"{verdict(s['idle_cpu_percent_median'] < TARGET_IDLE_CPU)}")
