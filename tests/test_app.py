@@ -298,3 +298,25 @@ def test_a_setting_given_in_code_wins_over_the_environment(monkeypatch: pytest.M
 
     monkeypatch.setenv("QTASKS_TASK_LEASE", "2.5")
     assert QueueConfig(task_lease=5.0).task_lease == 5.0
+
+
+def test_threads_starting_a_sync_app_together_share_one_loop() -> None:
+    """A worker thread (``run_forever``) and a producer starting at the same moment must use one
+    event loop: on two, the producer's wait is never woken by the worker's result."""
+    app = SyncQueueTasks(name="one-loop", broker_url="memory://")
+    barrier = threading.Barrier(8)
+    loops: list[Any] = []
+
+    def start() -> None:
+        barrier.wait()
+        loops.append(app._kernel.loop_thread())
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    try:
+        assert len(loops) == 8 and all(loop is loops[0] for loop in loops)
+    finally:
+        app.close()

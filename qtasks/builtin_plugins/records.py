@@ -39,7 +39,7 @@ class RecordCodec:
             "updated_at": task.updated_at.timestamp(), "returning": task.returning, "traceback": task.traceback,
             "retry": task.retry, "retry_child_uuid": _text(task.retry_child_uuid),
             "retry_parent_uuid": _text(task.retry_parent_uuid), "cancel_reason": task.cancel_reason,
-            "attempts": task.attempts, "extra": task.extra,
+            "attempts": task.attempts, "extra": task.extra, "errors": list(task.errors),
         }
         try:
             return self._encoder.encode(body).encode()
@@ -55,7 +55,7 @@ class RecordCodec:
             updated_at=_time(body["updated_at"]), returning=body["returning"], traceback=body["traceback"],
             retry=body["retry"], retry_child_uuid=_uuid(body["retry_child_uuid"]),
             retry_parent_uuid=_uuid(body["retry_parent_uuid"]), cancel_reason=body["cancel_reason"],
-            attempts=body["attempts"], extra=body["extra"], app=app,
+            attempts=body["attempts"], extra=body["extra"], errors=tuple(body.get("errors", ())), app=app,
         )
 
 

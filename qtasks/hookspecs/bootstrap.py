@@ -21,9 +21,11 @@ def qtasks_register_task_options(register: OptionRegistrar) -> None:
 
     Fired by the app for each plugin: at construction, and when ``add_plugin`` adds one later
     (sync-only). Call
-    ``register(name, default=..., doc=...)`` for each option; ``@app.task`` rejects any option
-    that nobody declared, naming close matches, or the blocked plugin that owns it. The return
-    value is ignored.
+    ``register(name, default=..., doc=..., check=...)`` for each option; ``@app.task`` rejects any
+    option that nobody declared, naming close matches, or the blocked plugin that owns it, and a
+    value that ``check(value)`` refuses (it raises ``TypeError`` or ``ValueError`` saying what the
+    value should be; ``@app.task`` raises ``ConfigurationError`` naming the task and the option).
+    The return value is ignored.
     """
 
 

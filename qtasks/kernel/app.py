@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -75,6 +76,7 @@ class AsyncQueueTasks:
         self._worker_override = worker
         self.components = Components(self, {"broker": broker, "storage": storage, "global_config": global_config})
         self._loop_thread: LoopThread | None = None
+        self._loop_thread_lock = threading.Lock()
         self.worker: Any = None
         self.pm = QtasksPluginManager(on_error=self._internal_error)
         self.dispatcher = self.pm.dispatcher
@@ -320,8 +322,10 @@ class AsyncQueueTasks:
         anyio.run(self.serve, concurrency)
 
     def loop_thread(self) -> LoopThread:
-        """The event loop thread that serves blocking calls (started on first use)."""
-        if self._loop_thread is None:
-            self._loop_thread = LoopThread(self.name)
-        return self._loop_thread
+        """The event loop thread that serves blocking calls (started on first use, once: a worker
+        thread and a producer starting together must share one loop)."""
+        with self._loop_thread_lock:
+            if self._loop_thread is None:
+                self._loop_thread = LoopThread(self.name)
+            return self._loop_thread
 

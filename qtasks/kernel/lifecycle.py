@@ -86,7 +86,7 @@ def _outcome(process: Task, decision: Decision) -> Task:
         return attrs.evolve(process, status="success", returning=decision.result, updated_at=done)
     if decision.action == "cancel":
         return attrs.evolve(process, status="cancel", cancel_reason=decision.reason, updated_at=done)
-    return attrs.evolve(process, status="error", traceback=decision.reason, updated_at=done)
+    return attrs.evolve(process, status="error", traceback=decision.reason, errors=(*process.errors, decision.reason or ""), updated_at=done)
 
 
 async def process_delivery(worker: Worker, delivery: Delivery) -> None:
@@ -100,6 +100,10 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
         return
     message = await dispatcher.pipe("qtasks_task_claimed", worker=worker, message=message)
     process = _record(message, worker, delivery)
+    if delivery.delivery_count > 1:  # a retry or a redelivery: keep the earlier attempts' errors
+        earlier = await worker.storage.get(process.uuid)
+        if earlier is not None and earlier.errors:
+            process = attrs.evolve(process, errors=earlier.errors)
     if delivery.lost >= worker.max_deliveries:
         reason = (
             f"dead-lettered: delivered {delivery.lost} time(s) without finishing (its worker died or lost its lease); "
@@ -155,7 +159,8 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
 
 async def _retry(worker: Worker, delivery: Delivery, message: TaskMessage, process: Task, decision: Decision, error: BaseException) -> None:
     app = worker.app
-    record = attrs.evolve(process, status="retry", traceback=decision.reason or format_error(error), updated_at=now())
+    reason = decision.reason or format_error(error)
+    record = attrs.evolve(process, status="retry", traceback=reason, errors=(*process.errors, reason), updated_at=now())
     record = await app.dispatcher.pipe("qtasks_task_status", worker=worker, task=record)
     await persist(worker, worker.steps.requeue, record, delivery, decision.delay)
     await _observe(worker, "qtasks_task_finished", task=record)

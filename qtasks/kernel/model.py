@@ -74,7 +74,9 @@ def now() -> datetime:
 class Task:
     """A task's stored record, as ``app.get`` and ``add_task(timeout=...)`` return it.
 
-    The first thirteen fields keep the original QTasks ``Task`` order and meaning.
+    The first thirteen fields keep the original QTasks ``Task`` order and meaning. ``attempts``
+    counts the task's deliveries; ``errors`` holds the traceback of each failed attempt, oldest
+    first (retries keep them all; the last is also ``traceback``).
     """
 
     status: str
@@ -93,6 +95,7 @@ class Task:
     cancel_reason: str | None = None
     attempts: int = 0
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    errors: tuple[str, ...] = ()
     app: Any = attrs.field(default=None, eq=False, repr=False)
 
     @property

@@ -29,6 +29,7 @@ class OptionSpec:
     owner: str
     default: Any = None
     doc: str = ""
+    check: Callable[[Any], None] | None = None
 
 
 class OptionRegistrar:
@@ -38,14 +39,15 @@ class OptionRegistrar:
         self.owner = owner
         self._into = into
 
-    def __call__(self, name: str, default: Any = None, doc: str = "") -> None:
-        """Declare option ``name`` with its ``default`` and a one-line ``doc``."""
+    def __call__(self, name: str, default: Any = None, doc: str = "", check: Callable[[Any], None] | None = None) -> None:
+        """Declare option ``name`` with its ``default`` and a one-line ``doc``; ``check(value)``, if
+        given, raises ``TypeError`` or ``ValueError`` saying what a given value should be."""
         if not name.isidentifier():
             raise ConfigurationError(f"plugin {self.owner!r} declares option {name!r}: use a Python identifier")
         previous = self._into.get(name)
         if previous is not None and previous.owner != self.owner:
             raise ConfigurationError(f"task option {name!r} is declared by both {previous.owner!r} and {self.owner!r}")
-        self._into[name] = OptionSpec(name, self.owner, default, doc)
+        self._into[name] = OptionSpec(name, self.owner, default, doc, check)
 
 
 KERNEL_OPTIONS = {
@@ -92,6 +94,13 @@ class TaskRegistry:
         if not isinstance(task_name, str) or not task_name:
             raise ConfigurationError(f"task name must be a non-empty string, got {task_name!r}")
         self.check_options(task_name, options)
+        for key, value in options.items():
+            spec = self.options[key]
+            if spec.check is not None and value is not None:
+                try:
+                    spec.check(value)
+                except (TypeError, ValueError) as error:
+                    raise ConfigurationError(f"task {task_name!r}: {key}={value!r}: {error}") from None
         if task_name in self.tasks:
             raise ConfigurationError(f"a task named {task_name!r} is already registered: pass name='...' to tell them apart")
         values = {k: spec.default for k, spec in self.options.items() if spec.owner != "kernel" and spec.default is not None}
