@@ -43,3 +43,14 @@ def test_two_terminals_share_the_default_sqlite_file(tmp_path: Path) -> None:
                 process.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
     assert worker.returncode == 0, worker.stderr.read() if worker.stderr else ""
+
+
+def test_the_retries_example_succeeds_on_its_third_attempt(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "retries.py")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "attempt 1", "attempt 2", "attempt 3",
+        "status: success | returned: https://example.org: 200 OK | attempts: 3",
+        "error of attempt 1: ConnectionError: https://example.org did not answer",
+        "error of attempt 2: ConnectionError: https://example.org did not answer",
+    ]

@@ -242,6 +242,46 @@ async def test_poison_message_goes_to_the_dead_letter_queue(make_app: MakeApp) -
     assert await _nothing_claimable(app)
 
 
+# -- retries -------------------------------------------------------------------------------------
+
+
+async def test_a_retry_waits_its_delay_in_the_broker_then_runs_once_more(make_app: MakeApp) -> None:
+    """A task that fails twice with ``retry=2`` is stored ``retry`` between attempts and given
+    back to the broker with its backoff delay: nothing is claimable before half the delay (equal
+    jitter), and the next attempt runs after it. It ends ``success`` with three attempts and both
+    errors, and the caller's single wait covers all of it."""
+    app = make_app()
+    starts: list[float] = []
+    first_failed = anyio.Event()
+    release = anyio.Event()
+
+    @app.task(retry=2, retry_delay=0.4, retry_backoff=1.0)
+    async def flaky() -> int:
+        starts.append(time.monotonic())
+        if len(starts) == 1:
+            first_failed.set()
+            await release.wait()
+        if len(starts) < 3:
+            raise ValueError(f"attempt {len(starts)}")
+        return len(starts)
+
+    task = await flaky.add_task()
+    async with serving(app, concurrency=1):
+        with anyio.fail_after(5):
+            await first_failed.wait()
+        release.set()
+
+        async def retrying() -> bool:
+            return (await app.get(task.uuid)).status == "retry"
+
+        await eventually(retrying)
+        assert await app.broker.claim("conformance-probe", 1, 0.1) == [], "a retry was claimable before its delay"
+        record = await app.wait_result(task.uuid, 10)
+    assert record is not None and (record.status, record.returning, record.attempts) == ("success", 3, 3)
+    assert [e.strip().splitlines()[-1] for e in record.errors] == ["ValueError: attempt 1", "ValueError: attempt 2"]
+    assert starts[1] - starts[0] >= 0.2 and starts[2] - starts[1] >= 0.2
+
+
 # -- records -------------------------------------------------------------------------------------
 
 
