@@ -54,3 +54,14 @@ def test_the_retries_example_succeeds_on_its_third_attempt(tmp_path: Path) -> No
         "error of attempt 1: ConnectionError: https://example.org did not answer",
         "error of attempt 2: ConnectionError: https://example.org did not answer",
     ]
+
+
+def test_the_time_limits_example_stops_the_slow_tasks(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "time_limits.py")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "crawl(2): success: 2",
+        "crawl(10): error: TimeoutError: task 'crawl' ran past max_time=0.5s",
+        "render(0.1): success: rendered",
+        "render(1.0): error: TimeoutError: task 'render' ran past max_time=0.5s",
+    ]

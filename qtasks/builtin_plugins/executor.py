@@ -106,22 +106,31 @@ class TaskExecutor:
         generator = self.definition.func(*args, **kwargs)
         results: list[Any] = []
         sent: Any = None
+        abandon = self.definition.max_time is not None
         try:
             while True:
-                value = await anyio.to_thread.run_sync(_step, generator, sent, limiter=worker.threads)
+                value = await anyio.to_thread.run_sync(_step, generator, sent, limiter=worker.threads, abandon_on_cancel=abandon)
                 if value is _DONE:
                     return results
                 sent = await self.handle_value(worker, call, value)
                 results.append(sent)
         finally:
-            generator.close()
+            try:
+                generator.close()
+            except ValueError:  # a step abandoned at max_time still runs in its thread
+                pass
+
+
+def _positive_seconds(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError("use a number of seconds > 0")
 
 
 @hookimpl
 def qtasks_register_task_options(register: Any) -> None:
     """Declare the execution options."""
     register("echo", False, "Pass the task handle (with .ctx) as the first argument.")
-    register("max_time", None, "Seconds after which the run fails with TimeoutError.")
+    register("max_time", None, "Seconds after which the run fails with TimeoutError.", _positive_seconds)
     register("generate_handler", None, "Called with each value a generator task yields.")
     register("executor", None, "A TaskExecutor subclass for this task.")
     register("decode", None, "Accepted for compatibility; results are stored by the storage's format.")
