@@ -10,18 +10,18 @@ import pytest
 
 from qtasks import Decision, ExecutionCall, Task, TaskCall, TaskMessage, hookimpl
 from qtasks.asyncio import QueueTasks
-from qtasks.errors import PluginError
+from qtasks.errors import ConfigurationError, PluginError
 from qtasks.kernel.model import ConfigEntry
 from qtasks.testing import HookRecorder, running_worker
 
 pytestmark = pytest.mark.anyio
 
 WORKER_SUCCESS = [
-    "task_claimed", "task_status", "task_received", "task_resolve_args", "task_scope",
+    "task_claimed", "task_status", "task_received", "task_scope", "task_resolve_args",
     "task_result", "task_status", "task_finished", "task_acknowledged",
 ]
 WORKER_FAILURE = [
-    "task_claimed", "task_status", "task_received", "task_resolve_args", "task_scope",
+    "task_claimed", "task_status", "task_received", "task_scope", "task_resolve_args",
     "task_failed", "task_status", "task_finished", "task_acknowledged",
 ]
 PRODUCER = ["task_prepare", "task_store", "task_enqueue", "task_enqueued"]
@@ -180,6 +180,52 @@ async def test_hook_task_received() -> None:
     async with running_worker(app):
         await app.add_task("ok", 1, timeout=5)
     assert seen == ["process"]
+
+
+async def test_hook_task_registered() -> None:
+    seen: list[str] = []
+
+    class Refuse:
+        @hookimpl
+        def qtasks_task_registered(self, app: Any, definition: Any) -> None:
+            seen.append(definition.name)
+            if definition.name.startswith("bad"):
+                raise ConfigurationError(f"task {definition.name!r}: refused")
+
+    app = make_app(Refuse())
+
+    @app.task
+    async def good() -> None: ...
+
+    with pytest.raises(ConfigurationError, match="'bad_one': refused"):
+        @app.task
+        async def bad_one() -> None: ...
+
+    assert seen == ["good", "bad_one"]
+    assert "good" in app.tasks and "bad_one" not in app.tasks
+
+
+async def test_hook_task_unique() -> None:
+    held: dict[str, Task] = {}
+
+    class Unique:
+        @hookimpl
+        async def qtasks_task_unique(self, app: Any, task: Task, key: str) -> Task | None:
+            assert task.extra["unique_key"] == key
+            if key in held:
+                return held[key]
+            held[key] = task
+            return None
+
+    app = make_app(Unique())
+    with_tasks(app)
+    first = await app.add_task("ok", 1, unique_key="k")
+    second = await app.add_task("ok", 2, unique_key="k")
+    other = await app.add_task("ok", 3, unique_key="other")
+    assert second.uuid == first.uuid and other.uuid != first.uuid
+    assert await app.broker.depth() == 2
+    with pytest.raises(TypeError, match="unique_key must be a non-empty string"):
+        await app.add_task("ok", 1, unique_key="")
 
 
 async def test_hook_task_resolve_args() -> None:

@@ -119,9 +119,9 @@ def test_spec_signature_is_what_pluggy_sees() -> None:
     app = make_app()
     app.add_plugin(Recorder(), ["task_executor_args_replace", "worker_run_task_before"], component="worker")
     (impl,) = [i for i in app.pm.hook.qtasks_task_resolve_args.get_hookimpls() if isinstance(i.plugin, LegacyAdapter)]
-    assert impl.argnames == ("worker", "call")
+    assert impl.argnames == ("worker", "call", "stack")
     assert inspect.iscoroutinefunction(impl.function)
-    assert list(inspect.signature(impl.function).parameters) == ["worker", "call"]
+    assert list(inspect.signature(impl.function).parameters) == ["worker", "call", "stack"]
 
 
 def test_globals_for_a_component_take_only_its_names() -> None:

@@ -10,9 +10,10 @@ if TYPE_CHECKING:
     import argparse
 
     from qtasks.kernel.app import AsyncQueueTasks
+    from qtasks.kernel.model import TaskDefinition
     from qtasks.kernel.registry import OptionRegistrar
 
-__all__ = ["qtasks_register_task_options", "qtasks_register_commands", "qtasks_configure", "qtasks_internal_error"]
+__all__ = ["qtasks_register_task_options", "qtasks_task_registered", "qtasks_register_commands", "qtasks_configure", "qtasks_internal_error"]
 
 
 @trigger("register", {"app"})
@@ -25,7 +26,20 @@ def qtasks_register_task_options(register: OptionRegistrar) -> None:
     option that nobody declared, naming close matches, or the blocked plugin that owns it, and a
     value that ``check(value)`` refuses (it raises ``TypeError`` or ``ValueError`` saying what the
     value should be; ``@app.task`` raises ``ConfigurationError`` naming the task and the option).
-    The return value is ignored.
+    ``register.parameter(uses, matches)`` declares the task parameters a plugin gives meaning to
+    (``matches(TaskParameter) -> bool``); while that plugin is blocked, ``@app.task`` rejects a
+    task with such a parameter, naming the plugin. The return value is ignored.
+    """
+
+
+@trigger("register", {"app"})
+def qtasks_task_registered(app: AsyncQueueTasks, definition: TaskDefinition) -> None:
+    """A task is being registered by ``@app.task``; its options have passed their checks.
+
+    Fired by the app before the definition is stored (sync-only), so a plugin can check what it
+    will later act on (a ``Depends`` provider, a ``State`` annotation on the right kind of
+    function) and raise ``ConfigurationError`` naming the problem and the fix: the task is then
+    not registered. The return value is ignored.
     """
 
 

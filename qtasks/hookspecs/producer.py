@@ -10,7 +10,7 @@ from qtasks.kernel.model import Task, TaskCall, TaskMessage
 if TYPE_CHECKING:
     from qtasks.kernel.app import AsyncQueueTasks
 
-__all__ = ["qtasks_task_prepare", "qtasks_task_store", "qtasks_task_enqueue", "qtasks_task_enqueued", "qtasks_task_get"]
+__all__ = ["qtasks_task_prepare", "qtasks_task_store", "qtasks_task_enqueue", "qtasks_task_unique", "qtasks_task_enqueued", "qtasks_task_get"]
 
 
 @trigger("pipe", {"app"}, value="call", value_type=TaskCall)
@@ -38,6 +38,18 @@ async def qtasks_task_enqueue(app: AsyncQueueTasks, message: TaskMessage) -> Tas
     Fired by ``add_task`` and ``add_tasks`` after ``qtasks_task_store``. Pipe: return a new
     :class:`TaskMessage`; it is serialized again, and if it cannot be, ``add_task`` raises
     ``SerializationError`` and nothing is stored or queued.
+    """
+
+
+@trigger("first", {"app"})
+async def qtasks_task_unique(app: AsyncQueueTasks, task: Task, key: str) -> Task | None:
+    """``add_task(..., unique_key=key)`` is about to store and queue ``task``.
+
+    Fired by ``add_task`` after ``qtasks_task_enqueue``, only when a ``unique_key`` was given
+    (``task.extra["unique_key"]`` holds it). First result: return the record of a live task that
+    holds ``key`` and ``add_task`` returns it without storing or queuing anything; return None
+    once ``task`` holds the key and it goes ahead. With no implementation, ``add_task`` refuses
+    ``unique_key``. The builtin ``unique`` plugin implements it.
     """
 
 

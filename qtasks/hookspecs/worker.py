@@ -8,15 +8,15 @@ from qtasks.hookspecs import trigger
 from qtasks.kernel.model import Decision, ExecutionCall, Task, TaskMessage
 
 if TYPE_CHECKING:
-    from contextlib import AbstractAsyncContextManager
+    from contextlib import AbstractAsyncContextManager, AsyncExitStack
 
     from qtasks.kernel.worker import Worker
 
 __all__ = [
     "qtasks_task_claimed",
     "qtasks_task_received",
-    "qtasks_task_resolve_args",
     "qtasks_task_scope",
+    "qtasks_task_resolve_args",
     "qtasks_task_yielded",
     "qtasks_task_result",
     "qtasks_task_failed",
@@ -39,21 +39,26 @@ async def qtasks_task_received(worker: Worker, task: Task) -> None:
     """The task's ``process`` record is stored; it is about to run. Fired by the worker. Notify."""
 
 
-@trigger("pipe", {"worker"}, value="call", value_type=ExecutionCall)
-async def qtasks_task_resolve_args(worker: Worker, call: ExecutionCall) -> ExecutionCall | None:
-    """The arguments the function will be called with are being resolved (Depends, State, ...).
+@trigger("scope", {"worker"})
+async def qtasks_task_scope(worker: Worker, call: ExecutionCall) -> AbstractAsyncContextManager[Any] | None:
+    """Wrap the run of one task: return a context manager (sync or async), or None.
 
-    Fired by the worker before execution. Pipe: return ``attrs.evolve(call, args=..., kwargs=...)``.
+    Fired by the worker after ``qtasks_task_received``, before the arguments are resolved; the
+    scopes stay open around argument resolution and the executor call. Scopes are entered in call
+    order and exited in reverse, on success, error, cancel and timeout alike; an exception raised
+    inside is seen by ``__exit__``/``__aexit__``. A scope that suppresses the task's exception
+    makes the task succeed with result None.
     """
 
 
-@trigger("scope", {"worker"})
-async def qtasks_task_scope(worker: Worker, call: ExecutionCall) -> AbstractAsyncContextManager[Any] | None:
-    """Wrap the execution of one task: return a context manager (sync or async), or None.
+@trigger("pipe", {"worker"}, value="call", value_type=ExecutionCall)
+async def qtasks_task_resolve_args(worker: Worker, call: ExecutionCall, stack: AsyncExitStack) -> ExecutionCall | None:
+    """The arguments the function will be called with are being resolved (Depends, State, ...).
 
-    Fired by the worker around the executor call. Scopes are entered in call order and exited in
-    reverse, on success, error and cancel alike; an exception raised inside is seen by ``__aexit__``.
-    A scope that suppresses the task's exception makes the task succeed with result None.
+    Fired by the worker inside the task's scopes, just before the executor runs. ``stack`` is an
+    ``AsyncExitStack`` that the worker closes when this run ends (success, error, cancel or
+    timeout), before ``qtasks_task_result`` / ``qtasks_task_failed``: enter task-scoped resources
+    into it. Pipe: return ``attrs.evolve(call, args=..., kwargs=...)``.
     """
 
 

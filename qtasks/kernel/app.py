@@ -23,7 +23,7 @@ from qtasks.kernel.legacy import plugin_for
 from qtasks.kernel.model import Task, TaskDefinition, as_uuid, now
 from qtasks.kernel.pluginmanager import QtasksPluginManager, env_flag, env_list
 from qtasks.kernel.portal import LoopThread
-from qtasks.kernel.producer import check_call, enqueue, enqueue_many, not_before
+from qtasks.kernel.producer import check_call, check_unique, enqueue, enqueue_many, not_before
 from qtasks.kernel.registry import TaskRegistry, task_decorator
 from qtasks.kernel.steps import Steps
 from qtasks.kernel.urls import resolve_url
@@ -130,6 +130,10 @@ class AsyncQueueTasks:
                 declare(self.registry.registrar(label))
         return label
 
+    def validate_task(self, definition: TaskDefinition) -> None:
+        """Fire ``qtasks_task_registered`` for a definition about to be stored; plugins may refuse it."""
+        self.pm.hook.qtasks_task_registered(app=self, definition=definition)
+
     @property
     def registry_ready(self) -> bool:
         """True once the task registry exists (after construction)."""
@@ -203,7 +207,10 @@ class AsyncQueueTasks:
             raise RuntimeError("the app is not started: await app.start() first")
         return steps
 
-    async def add_task(self, task_name: str, *args: Any, priority: int | None = None, timeout: float | None = None, countdown: float | None = None, eta: datetime | None = None, **kwargs: Any) -> Task | None:
+    async def add_task(
+        self, task_name: str, *args: Any, priority: int | None = None, timeout: float | None = None, countdown: float | None = None,
+        eta: datetime | None = None, unique_key: str | None = None, **kwargs: Any,
+    ) -> Task | None:
         """Enqueue ``task_name(*args, **kwargs)``.
 
         Args:
@@ -212,16 +219,20 @@ class AsyncQueueTasks:
             timeout: Wait this many seconds for the task to end.
             countdown: Run no sooner than this many seconds from now.
             eta: Run no sooner than this aware datetime.
+            unique_key: While a task enqueued with this key is queued or running, return that
+                task instead of enqueuing another (the ``unique`` plugin).
 
         Returns:
-            The stored ``new`` record; with ``timeout``, the final record, or None when the
-            time runs out.
+            The stored ``new`` record (or the existing task's record, for ``unique_key``); with
+            ``timeout``, the final record, or None when the time runs out.
         """
         check_call(task_name, priority, timeout)
         due = not_before(task_name, countdown, eta)
+        if unique_key is not None:
+            check_unique(self, task_name, unique_key)
         if not self.components.started:
             await self.start()
-        task = await enqueue(self, task_name, args, kwargs, priority, due)
+        task = await enqueue(self, task_name, args, kwargs, priority, due, unique_key)
         if timeout is None:
             return task
         return await self.wait_result(task.uuid, timeout)

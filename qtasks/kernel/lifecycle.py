@@ -124,14 +124,11 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
     call = ExecutionCall(definition=definition, message=message, args=tuple(message.args), kwargs=dict(message.kwargs), attempt=delivery.delivery_count)
     worker.running[message.uuid] = delivery
     try:
-        call = await dispatcher.pipe("qtasks_task_resolve_args", worker=worker, call=call)
         executor = worker.executor_for(definition)
         result = None  # stays None when a scope suppresses the task's exception
-        if dispatcher.chain("qtasks_task_scope"):
-            async with AsyncExitStack() as stack:
-                await dispatcher.scope("qtasks_task_scope", stack, worker=worker, call=call)
-                result = await executor.execute(worker, call)
-        else:
+        async with AsyncExitStack() as stack:  # closed when the run ends: success, error, cancel or timeout
+            await dispatcher.scope("qtasks_task_scope", stack, worker=worker, call=call)
+            call = await dispatcher.pipe("qtasks_task_resolve_args", worker=worker, call=call, stack=stack)
             result = await executor.execute(worker, call)
     except anyio.get_cancelled_exc_class():
         with anyio.CancelScope(shield=True):

@@ -7,13 +7,15 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from qtasks.errors import SerializationError
+from qtasks.errors import SerializationError, UnknownOptionError
 from qtasks.kernel.model import Call, Envelope, Task, TaskCall, TaskMessage, new_uuid, now
 
 if TYPE_CHECKING:
     from qtasks.kernel.app import AsyncQueueTasks
 
-__all__ = ["enqueue", "enqueue_many", "dumps", "check_call", "not_before", "as_call"]
+__all__ = ["enqueue", "enqueue_many", "dumps", "check_call", "check_unique", "not_before", "as_call", "UNIQUE_KEY"]
+
+UNIQUE_KEY = "unique_key"  # the extra field that carries a task's unique key
 
 
 def dumps(app: AsyncQueueTasks, message: TaskMessage) -> bytes:
@@ -34,6 +36,15 @@ def check_call(task_name: Any, priority: Any, timeout: Any) -> None:
         raise TypeError(f"add_task({task_name!r}): priority must be an int (lower runs first), got {priority!r}")
     if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
         raise ValueError(f"add_task({task_name!r}): timeout must be a number of seconds >= 0, got {timeout!r}")
+
+
+def check_unique(app: AsyncQueueTasks, task_name: str, unique_key: Any) -> None:
+    """Reject a ``unique_key`` that is not a non-empty string, or that no plugin can honour."""
+    if not isinstance(unique_key, str) or not unique_key:
+        raise TypeError(f"add_task({task_name!r}): unique_key must be a non-empty string, got {unique_key!r}")
+    if not app.dispatcher.chain("qtasks_task_unique"):
+        blocked = " (the builtin 'unique' plugin is disabled: remove it from disable_plugins)" if "unique" in app.pm.blocked_builtins else ""
+        raise UnknownOptionError(f"add_task({task_name!r}): unique_key needs a plugin that implements qtasks_task_unique{blocked}")
 
 
 def not_before(task_name: str, countdown: float | None, eta: datetime | None) -> float:
@@ -69,9 +80,10 @@ def as_call(item: Any) -> Call:
     raise TypeError(f"add_tasks: each call must be a tuple of arguments, a dict of keyword arguments or qtasks.Call(...), got {type(item).__name__}")
 
 
-async def _prepare(app: AsyncQueueTasks, task_name: str, call: Call, priority: int, due: float) -> tuple[Task, Envelope]:
+async def _prepare(app: AsyncQueueTasks, task_name: str, call: Call, priority: int, due: float, extra: Mapping[str, Any] | None = None) -> tuple[Task, Envelope]:
     dispatcher = app.dispatcher
-    prepared = await dispatcher.pipe("qtasks_task_prepare", app=app, call=TaskCall(task_name=task_name, args=call.args, kwargs=call.kwargs, priority=priority))
+    asked = TaskCall(task_name=task_name, args=call.args, kwargs=call.kwargs, priority=priority, extra=extra or {})
+    prepared = await dispatcher.pipe("qtasks_task_prepare", app=app, call=asked)
     task_id = new_uuid()
     created = now()
     args, kwargs, extra = tuple(prepared.args), dict(prepared.kwargs), dict(prepared.extra)
@@ -95,13 +107,22 @@ def _priority(app: AsyncQueueTasks, task_name: str, priority: int | None) -> int
     return definition.priority if definition is not None else app.config.task_default_priority
 
 
-async def enqueue(app: AsyncQueueTasks, task_name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], priority: int | None, due: float = 0.0) -> Task:
+async def enqueue(
+    app: AsyncQueueTasks, task_name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], priority: int | None, due: float = 0.0,
+    unique_key: str | None = None,
+) -> Task:
     """Store a ``new`` record for the call and queue its message; return the stored record.
 
     The message is serialized (again, after a ``qtasks_task_enqueue`` replacement) before
     anything is stored, so a call that cannot travel fails without leaving a record behind.
+    With ``unique_key``, ``qtasks_task_unique`` may return a live task holding the key instead.
     """
-    task, envelope = await _prepare(app, task_name, Call(*args, **kwargs), _priority(app, task_name, priority), due)
+    extra = {UNIQUE_KEY: unique_key} if unique_key is not None else None
+    task, envelope = await _prepare(app, task_name, Call(*args, **kwargs), _priority(app, task_name, priority), due, extra)
+    if unique_key is not None:
+        existing = await app.dispatcher.first("qtasks_task_unique", app=app, task=task, key=unique_key)
+        if existing is not None:
+            return existing
     await app.steps.enqueue([task], [envelope])
     await app.dispatcher.notify("qtasks_task_enqueued", app=app, task=task)
     return task

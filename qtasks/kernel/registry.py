@@ -10,11 +10,12 @@ import attrs
 
 from qtasks.errors import ConfigurationError, UnknownOptionError, close_matches
 from qtasks.kernel.model import TaskDefinition
+from qtasks.kernel.signature import TaskParameter, task_parameters
 
 if TYPE_CHECKING:
     from qtasks.kernel.app import AsyncQueueTasks
 
-__all__ = ["OptionSpec", "OptionRegistrar", "TaskRegistry", "KERNEL_OPTIONS", "task_decorator"]
+__all__ = ["OptionSpec", "ParameterMarker", "OptionRegistrar", "TaskRegistry", "KERNEL_OPTIONS", "task_decorator"]
 
 H = TypeVar("H")
 
@@ -32,12 +33,28 @@ class OptionSpec:
     check: Callable[[Any], None] | None = None
 
 
+@attrs.frozen
+class ParameterMarker:
+    """Task parameters a plugin gives meaning to (``Depends``, a ``State`` annotation, ...)."""
+
+    owner: str
+    uses: str
+    matches: Callable[[TaskParameter], bool]
+
+
 class OptionRegistrar:
     """Passed to ``qtasks_register_task_options``: call it to declare an option."""
 
-    def __init__(self, owner: str, into: dict[str, OptionSpec]) -> None:
+    def __init__(self, owner: str, into: dict[str, OptionSpec], markers: list[ParameterMarker] | None = None) -> None:
         self.owner = owner
         self._into = into
+        self._markers = markers if markers is not None else []
+
+    def parameter(self, uses: str, matches: Callable[[TaskParameter], bool]) -> None:
+        """Declare that this plugin gives meaning to task parameters for which ``matches(p)`` is
+        true; ``uses`` says what they use (e.g. ``"Depends(...)"``). While the plugin is blocked,
+        ``@app.task`` rejects a task with such a parameter, naming the plugin."""
+        self._markers.append(ParameterMarker(self.owner, uses, matches))
 
     def __call__(self, name: str, default: Any = None, doc: str = "", check: Callable[[Any], None] | None = None) -> None:
         """Declare option ``name`` with its ``default`` and a one-line ``doc``; ``check(value)``, if
@@ -65,10 +82,26 @@ class TaskRegistry:
         self.tasks: dict[str, TaskDefinition] = {}
         self.options: dict[str, OptionSpec] = {n: OptionSpec(n, "kernel", None, d) for n, d in KERNEL_OPTIONS.items()}
         self.blocked_options: dict[str, OptionSpec] = {}
+        self.blocked_markers: list[ParameterMarker] = []
 
     def registrar(self, owner: str, blocked: bool = False) -> OptionRegistrar:
         """Return the registrar a plugin named ``owner`` declares its options with."""
-        return OptionRegistrar(owner, self.blocked_options if blocked else self.options)
+        if blocked:
+            return OptionRegistrar(owner, self.blocked_options, self.blocked_markers)
+        return OptionRegistrar(owner, self.options)
+
+    def check_parameters(self, task_name: str, func: Callable[..., Any], echo: bool) -> None:
+        """Raise ``UnknownOptionError`` for a parameter that only a blocked plugin understands."""
+        if not self.blocked_markers:
+            return
+        for parameter in task_parameters(func, echo):
+            for marker in self.blocked_markers:
+                if marker.matches(parameter):
+                    raise UnknownOptionError(
+                        f"task {task_name!r}: parameter {parameter.name!r} uses {marker.uses}, which plugin {marker.owner!r} "
+                        f"provides, and it is disabled; remove {marker.owner!r} from disable_plugins / QTASKS_DISABLE_PLUGINS, "
+                        "or change the parameter"
+                    )
 
     def check_options(self, task_name: str, options: dict[str, Any]) -> None:
         """Raise ``UnknownOptionError`` for an option nobody declared, naming the fix."""
@@ -86,8 +119,13 @@ class TaskRegistry:
                 f"known options: {', '.join(sorted(self.options))}"
             )
 
-    def define(self, func: Callable[..., Any], name: str | None, default_priority: int, options: dict[str, Any]) -> TaskDefinition:
-        """Validate ``options`` and register a definition for ``func``; duplicate names are errors."""
+    def define(
+        self, func: Callable[..., Any], name: str | None, default_priority: int, options: dict[str, Any],
+        validate: Callable[[TaskDefinition], None] | None = None,
+    ) -> TaskDefinition:
+        """Validate ``options`` and register a definition for ``func``; duplicate names are errors.
+
+        ``validate(definition)`` runs before the definition is stored; raising aborts it."""
         if not callable(func):
             raise TypeError(f"@task expects a function, got {type(func).__name__}")
         task_name = name or func.__name__
@@ -122,6 +160,9 @@ class TaskRegistry:
             options=plugin_options,
             **fields,
         )
+        self.check_parameters(task_name, func, bool(definition.echo))
+        if validate is not None:
+            validate(definition)
         self.tasks[task_name] = definition
         return definition
 
@@ -130,7 +171,7 @@ def task_decorator(app: AsyncQueueTasks, handle: Callable[[TaskDefinition], H], 
     """Implement ``@app.task`` bare and called: register the function, return ``handle(definition)``."""
 
     def register(func: Callable[..., Any], name: str | None = None) -> H:
-        return handle(app.registry.define(func, name, app.config.task_default_priority, options))
+        return handle(app.registry.define(func, name, app.config.task_default_priority, options, app.validate_task))
 
     if callable(name_or_func):
         return register(name_or_func)
