@@ -157,7 +157,7 @@ async def test_echo_handles_and_child_tasks(app: QueueTasks) -> None:
         first = await async_parent.add_task(1, timeout=5)
         second = await sync_parent.add_task(10, timeout=5)
     assert (first.returning, second.returning) == (2, 11)
-    assert seen["async"] == (AsyncTask, str(first.uuid), True)
+    assert seen["async"] == (AsyncTask, first.uuid, True)
     assert seen["status"] == "process"
     assert seen["sync"] is SyncTask
 

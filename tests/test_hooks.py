@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import anyio
 import attrs
 import pytest
 
 from qtasks import Decision, ExecutionCall, Task, TaskCall, TaskMessage, hookimpl
 from qtasks.asyncio import QueueTasks
-from qtasks.errors import ConfigurationError, PluginError
+from qtasks.errors import ConfigurationError, PluginError, UnknownOptionError
 from qtasks.kernel.model import ConfigEntry
 from qtasks.testing import HookRecorder, running_worker
 
@@ -226,6 +227,116 @@ async def test_hook_task_unique() -> None:
     assert await app.broker.depth() == 2
     with pytest.raises(TypeError, match="unique_key must be a non-empty string"):
         await app.add_task("ok", 1, unique_key="")
+
+
+async def test_hook_worker_services() -> None:
+    started = anyio.Event()
+    events: list[str] = []
+
+    async def service() -> None:
+        events.append("start")
+        started.set()
+        try:
+            await anyio.sleep_forever()
+        finally:
+            events.append("stopped")
+
+    async def broken() -> None:
+        raise RuntimeError("service boom")
+
+    class Services:
+        @hookimpl
+        def qtasks_worker_services(self, worker: Any) -> Any:
+            return service
+
+    class Broken:
+        @hookimpl
+        def qtasks_worker_services(self, worker: Any) -> Any:
+            return broken
+
+    reported: list[str] = []
+
+    class Reporter:
+        @hookimpl
+        def qtasks_internal_error(self, app: Any, error: BaseException, where: str) -> None:
+            reported.append(str(error))
+
+    app = make_app(Services(), Broken(), Reporter())
+    with_tasks(app)
+    async with running_worker(app):
+        with anyio.fail_after(5):
+            await started.wait()
+        assert (await app.add_task("ok", 2, timeout=5)).returning == 4  # the worker goes on
+    assert events == ["start", "stopped"]
+    assert reported == ["service boom"]
+
+
+async def test_hook_task_cancel_running() -> None:
+    asked: list[tuple[str, str]] = []
+    release = anyio.Event()
+    started = anyio.Event()
+
+    class Stopper:
+        @hookimpl
+        async def qtasks_task_cancel_running(self, app: Any, task: Task, reason: str) -> bool:
+            asked.append((str(task.uuid), reason))
+            release.set()
+            return True
+
+    app = QueueTasks(name="hooks", broker_url="memory://", plugins=[Stopper()], disable_plugins=["cancel"])
+
+    @app.task
+    async def waits() -> str:
+        started.set()
+        await release.wait()
+        return "released"
+
+    async with running_worker(app):
+        task = await app.add_task("waits")
+        with anyio.fail_after(5):
+            await started.wait()
+        assert await app.cancel(task.uuid, "stop it") is True
+        assert (await app.wait_result(task.uuid, 5)).returning == "released"
+    assert asked == [(str(task.uuid), "stop it")]
+
+    bare = QueueTasks(name="hooks-bare", broker_url="memory://", disable_plugins=["cancel"])
+    release2, started2 = anyio.Event(), anyio.Event()
+
+    @bare.task
+    async def waits_too() -> None:
+        started2.set()
+        await release2.wait()
+
+    async with running_worker(bare):
+        task = await bare.add_task("waits_too")
+        with anyio.fail_after(5):
+            await started2.wait()
+        with pytest.raises(UnknownOptionError, match="the builtin 'cancel' plugin is disabled"):
+            await bare.cancel(task.uuid)
+        release2.set()
+
+
+async def test_hook_make_stream() -> None:
+    class Fixed:
+        def __init__(self, task: Task) -> None:
+            self.task = task
+
+    class Streams:
+        @hookimpl
+        def qtasks_make_stream(self, app: Any, task: Task) -> Any:
+            return Fixed(task)
+
+    app = QueueTasks(name="hooks", broker_url="memory://", plugins=[Streams()])
+    with_tasks(app)
+    task = await app.add_task("ok", 1)
+    stream = task.stream()
+    assert isinstance(stream, Fixed) and stream.task is task
+
+    bare = QueueTasks(name="hooks-bare", broker_url="memory://", disable_plugins=["generators"])
+    with_tasks(bare)
+    task = await bare.add_task("ok", 1)
+    with pytest.raises(RuntimeError, match="'generators' plugin is disabled"):
+        task.stream()
 
 
 async def test_hook_task_resolve_args() -> None:

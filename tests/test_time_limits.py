@@ -91,3 +91,12 @@ def test_a_bad_max_time_names_the_fix(value: Any) -> None:
     app = QueueTasks(name="bad-limit", broker_url="memory://")
     with pytest.raises(ConfigurationError, match=rf"task 'job': max_time={value!r}: use a number of seconds > 0"):
         app.task(name="job", max_time=value)(lambda: None)
+
+
+async def test_blocking_the_time_limits_plugin_rejects_max_time() -> None:
+    from qtasks.errors import UnknownOptionError
+
+    app = QueueTasks(name="no-limits", broker_url="memory://", disable_plugins=["time_limits"])
+    with pytest.raises(UnknownOptionError, match="option 'max_time' belongs to plugin 'time_limits', which is disabled"):
+        @app.task(max_time=1)
+        async def job() -> None: ...

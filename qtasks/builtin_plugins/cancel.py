@@ -1,5 +1,201 @@
-"""cancel: a builtin task-feature plugin (being written)."""
+"""Cancel from outside: ``app.cancel(uuid)`` stops a running task on whichever worker runs it."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import argparse
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import anyio
+
+from qtasks.errors import TaskCancelError
+from qtasks.hookspecs import hookimpl
+from qtasks.kernel.model import ExecutionCall, Task, as_uuid
+
+__all__ = [
+    "CancelEvent",
+    "RunningTasks",
+    "cancel_event_of",
+    "requests_name",
+    "qtasks_task_scope",
+    "qtasks_task_cancel_running",
+    "qtasks_worker_services",
+    "qtasks_register_commands",
+    "cancel_command",
+    "POLL_INTERVAL",
+    "STALE_AFTER",
+]
+
+log = logging.getLogger("qtasks.cancel")
+POLL_INTERVAL = 0.2  # seconds between two reads of the cancel requests, while tasks run
+STALE_AFTER = 3600.0  # a request nobody took for this long (its task ended first) is dropped
+
+
+class CancelEvent(threading.Event):
+    """Set when a running task is asked to stop; ``reason`` says why. Sync tasks read it through
+    ``self.ctx.cancelled``; for async ones, setting it also cancels the run's scope."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason = ""
+        self.scope: anyio.CancelScope | None = None
+
+    def request(self, reason: str) -> None:
+        """Ask the run to stop (call it on the worker's event loop)."""
+        if self.is_set():
+            return
+        self.reason = reason
+        self.set()
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class RunningTasks:
+    """The cancel events of one worker's running tasks, by uuid."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, CancelEvent] = {}
+        self.started = anyio.Event()
+
+
+_RUNNING: WeakKeyDictionary[Any, RunningTasks] = WeakKeyDictionary()
+
+
+def _running(worker: Any) -> RunningTasks:
+    running = _RUNNING.get(worker)
+    if running is None:
+        running = _RUNNING[worker] = RunningTasks()
+    return running
+
+
+def cancel_event_of(worker: Any, uuid: str) -> CancelEvent | None:
+    """The cancel event of a task that ``worker`` is running, or None."""
+    running = _RUNNING.get(worker)
+    return running.events.get(uuid) if running is not None else None
+
+
+def requests_name(app: Any) -> str:
+    """The global-config name under which cancel requests of ``app`` wait for their worker."""
+    return f"qtasks:cancel:{app.name}"
+
+
+@asynccontextmanager
+async def _cancellable(running: RunningTasks, uuid: str) -> AsyncIterator[None]:
+    event = CancelEvent()
+    running.events[uuid] = event
+    running.started.set()
+    try:
+        with anyio.CancelScope() as scope:
+            event.scope = scope
+            yield
+    finally:
+        running.events.pop(uuid, None)
+    if scope.cancelled_caught:
+        raise TaskCancelError(event.reason or "cancelled while running")
+
+
+@hookimpl
+def qtasks_task_scope(worker: Any, call: ExecutionCall) -> Any:
+    """Run each task under its own cancel scope, registered by uuid while it runs."""
+    return _cancellable(_running(worker), call.uuid)
+
+
+@hookimpl
+async def qtasks_task_cancel_running(app: Any, task: Task, reason: str) -> bool:
+    """Ask the task's worker to stop it: at once when it runs in this process, else through a
+    request in the global config that every worker reads while it runs tasks."""
+    uuid = str(task.uuid)
+    if app.worker is not None:
+        event = cancel_event_of(app.worker, uuid)
+        if event is not None:
+            event.request(reason)
+            return True
+    config = app.global_config.component
+    await config.set(requests_name(app), uuid, {"reason": reason, "at": time.time()})
+    record = await app.storage.get(task.uuid)
+    if record is None or record.finished:  # it ended meanwhile: nothing to stop
+        await config.delete(requests_name(app), uuid)
+        return False
+    return True
+
+
+async def _serve_requests(worker: Any, running: RunningTasks) -> None:
+    """Read the cancel requests every ``POLL_INTERVAL`` while this worker runs tasks."""
+    config = worker.app.global_config.component
+    name = requests_name(worker.app)
+    failures = 0
+    while True:
+        if not running.events:
+            running.started = anyio.Event()
+            await running.started.wait()
+        try:
+            await _take_requests(config, name, running)
+        except Exception as error:  # the config server is away: keep trying
+            failures += 1
+            if failures == 1:
+                log.error("reading cancel requests failed (%s: %s); retrying", type(error).__name__, error)
+        else:
+            failures = 0
+        await anyio.sleep(POLL_INTERVAL)
+
+
+async def _take_requests(config: Any, name: str, running: RunningTasks) -> None:
+    requests = await config.get_all(name)
+    clock = time.time()
+    for uuid, request in requests.items():
+        event = running.events.get(uuid)
+        if event is not None:
+            event.request(str(request.get("reason", "")) if isinstance(request, dict) else str(request))
+            await config.delete(name, uuid)
+        elif isinstance(request, dict) and clock - float(request.get("at", clock)) > STALE_AFTER:
+            await config.delete(name, uuid)
+
+
+@hookimpl
+def qtasks_worker_services(worker: Any) -> Any:
+    """Watch for cancel requests made from other processes."""
+    return partial(_serve_requests, worker, _running(worker))
+
+
+@hookimpl
+def qtasks_register_commands(commands: argparse._SubParsersAction, app: Any) -> None:
+    """Add ``qtasks task cancel UUID [--reason TEXT]``."""
+    task = commands.add_parser("task", help="act on one task", description="Act on one task by its uuid.")
+    sub = task.add_subparsers(dest="task_command", metavar="SUBCOMMAND", title="subcommands", required=True)
+    cancel = sub.add_parser("cancel", help="cancel a queued, delayed or running task",
+                            description="Cancel a task: a queued or delayed one never runs; a running one is asked to stop.")
+    cancel.add_argument("uuid", metavar="UUID", help="the task's uuid")
+    cancel.add_argument("--reason", default="", help="recorded as the task's cancel_reason")
+    cancel.set_defaults(func=cancel_command, usage_error=cancel.error)
+
+
+async def _cancel(app: Any, uuid: str, reason: str) -> tuple[bool, Task | None]:
+    done = await app.cancel(uuid, reason or "cancelled from the command line")
+    return done, await app.get(uuid)
+
+
+def cancel_command(args: argparse.Namespace, app: Any) -> int:
+    """Cancel ``args.uuid``; status 1 when it is unknown or already finished."""
+    from qtasks.builtin_plugins.operator_cmd import run_with_components
+
+    try:
+        uuid = str(as_uuid(args.uuid))
+    except ValueError as error:
+        args.usage_error(str(error))
+    done, record = run_with_components(app, _cancel, uuid, args.reason)
+    if not done:
+        state = f"it already ended with status {record.status!r}" if record is not None else "no such task"
+        print(f"qtasks task cancel: error: {uuid} was not cancelled: {state}", file=sys.stderr)
+        return 1
+    if record is not None and record.status == "cancel":
+        print(f"cancelled {uuid}: it will not run")
+    else:
+        print(f"asked the worker running {uuid} to stop it; it ends with status 'cancel'")
+    return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qtasks.hookspecs import trigger
 from qtasks.kernel.model import Task, TaskCall, TaskMessage
@@ -10,7 +10,8 @@ from qtasks.kernel.model import Task, TaskCall, TaskMessage
 if TYPE_CHECKING:
     from qtasks.kernel.app import AsyncQueueTasks
 
-__all__ = ["qtasks_task_prepare", "qtasks_task_store", "qtasks_task_enqueue", "qtasks_task_unique", "qtasks_task_enqueued", "qtasks_task_get"]
+__all__ = ["qtasks_task_prepare", "qtasks_task_store", "qtasks_task_enqueue", "qtasks_task_unique", "qtasks_task_enqueued", "qtasks_task_get",
+           "qtasks_task_cancel_running", "qtasks_make_stream"]
 
 
 @trigger("pipe", {"app"}, value="call", value_type=TaskCall)
@@ -64,4 +65,25 @@ async def qtasks_task_get(app: AsyncQueueTasks, task: Task) -> Task | None:
     """A record was read by ``app.get`` (or a result wait) and is about to be returned.
 
     Fired by the app. Pipe: return a new :class:`Task` to change what the caller sees.
+    """
+
+
+@trigger("first", {"app"})
+async def qtasks_task_cancel_running(app: AsyncQueueTasks, task: Task, reason: str) -> bool | None:
+    """``app.cancel(uuid)`` found the task claimed by a worker (running, or about to run).
+
+    Fired by the app after the broker refused to drop the task because a worker holds it. First
+    result: return True once the worker that runs it has been asked to stop it with ``reason``
+    (it ends ``cancel``), False when it cannot be (it finished meanwhile). With no implementation,
+    ``app.cancel`` of a running task raises naming the disabled ``cancel`` plugin.
+    """
+
+
+@trigger("make", {"app"})
+def qtasks_make_stream(app: AsyncQueueTasks, task: Task) -> Any:
+    """Return an object that follows the values a generator task yields (``task.stream()``).
+
+    Fired by ``Task.stream()`` (sync-only, first result). The object is an async iterator and a
+    sync iterator of the task's handled values, in order, ending when the task ends. The builtin
+    ``generators`` plugin implements it; with none, ``stream()`` raises naming that plugin.
     """

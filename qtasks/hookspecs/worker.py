@@ -8,11 +8,13 @@ from qtasks.hookspecs import trigger
 from qtasks.kernel.model import Decision, ExecutionCall, Task, TaskMessage
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from contextlib import AbstractAsyncContextManager, AsyncExitStack
 
     from qtasks.kernel.worker import Worker
 
 __all__ = [
+    "qtasks_worker_services",
     "qtasks_task_claimed",
     "qtasks_task_received",
     "qtasks_task_scope",
@@ -24,6 +26,18 @@ __all__ = [
     "qtasks_task_finished",
     "qtasks_task_acknowledged",
 ]
+
+
+@trigger("register", {"worker"})
+def qtasks_worker_services(worker: Worker) -> Callable[[], Awaitable[None]] | None:
+    """Return an async function to run beside the worker's consumers for as long as it serves.
+
+    Fired by the worker when it starts claiming (sync-only; every result is used). Each returned
+    ``async def run()`` starts in the worker's task group and is cancelled when the worker stops,
+    after the running tasks are done or handed back. It should loop until then; an exception it
+    raises is logged and it is not restarted. Return None to run nothing. The builtin ``cancel``
+    plugin uses it to watch for cancel requests.
+    """
 
 
 @trigger("pipe", {"worker", "broker", "storage"}, value="message", value_type=TaskMessage)

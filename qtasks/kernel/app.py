@@ -13,7 +13,7 @@ import anyio
 import attrs
 
 from qtasks import _state
-from qtasks.errors import ConfigurationError
+from qtasks.errors import ConfigurationError, UnknownOptionError
 from qtasks.hookspecs import COMPONENTS
 from qtasks.kernel.components import Components
 from qtasks.kernel.config import QueueConfig
@@ -78,6 +78,7 @@ class AsyncQueueTasks:
         self._loop_thread: LoopThread | None = None
         self._loop_thread_lock = threading.Lock()
         self.worker: Any = None
+        self.middlewares: dict[str, list[Any]] = {"before": [], "after": []}
         self.pm = QtasksPluginManager(on_error=self._internal_error)
         self.dispatcher = self.pm.dispatcher
         self.blocked = list(disable_plugins) + env_list("QTASKS_DISABLE_PLUGINS")
@@ -129,6 +130,16 @@ class AsyncQueueTasks:
             if declare is not None:
                 declare(self.registry.registrar(label))
         return label
+
+    def add_middleware(self, middleware: type, position: str = "before") -> None:
+        """Run ``middleware`` (a ``qtasks.middlewares.TaskMiddleware`` subclass) around every task
+        of this app: ``position="before"`` the function (it may change the arguments) or
+        ``"after"`` it (it may change the result). App middlewares run outside a task's own."""
+        if position not in self.middlewares:
+            raise ValueError(f"add_middleware: position must be 'before' or 'after', got {position!r}")
+        if not (isinstance(middleware, type) and callable(getattr(middleware, "__call__", None))):
+            raise TypeError(f"add_middleware expects a middleware class (a TaskMiddleware subclass), got {middleware!r}")
+        self.middlewares[position].append(middleware)
 
     def validate_task(self, definition: TaskDefinition) -> None:
         """Fire ``qtasks_task_registered`` for a definition about to be stored; plugins may refuse it."""
@@ -258,10 +269,13 @@ class AsyncQueueTasks:
         return await enqueue_many(self, task_name, calls, priority, due)
 
     async def cancel(self, uuid: UUID | str, reason: str = "") -> bool:
-        """Cancel a task that is still queued: it will not run and its status becomes ``cancel``.
+        """Cancel a task. A queued or delayed task never runs: its status becomes ``cancel`` now.
+        A running one is asked to stop (``qtasks_task_cancel_running``; the ``cancel`` plugin):
+        an async task is cancelled, a sync one sees ``self.ctx.cancelled``; it ends ``cancel``.
 
         Returns:
-            False when the task is unknown, already claimed by a worker, or finished.
+            True when the task was cancelled or asked to stop; False when it is unknown or
+            already finished.
         """
         if not self.components.started:
             await self.start()
@@ -269,7 +283,12 @@ class AsyncQueueTasks:
         if task is None or task.finished:
             return False
         cancelled = attrs.evolve(task, status="cancel", cancel_reason=reason or "cancelled before it ran", updated_at=now())
-        return await self.steps.cancel(cancelled)
+        if await self.steps.cancel(cancelled):
+            return True
+        if not self.dispatcher.chain("qtasks_task_cancel_running"):
+            blocked = " (the builtin 'cancel' plugin is disabled: remove it from disable_plugins)" if "cancel" in self.pm.blocked_builtins else ""
+            raise UnknownOptionError(f"task {task.uuid} is running: cancelling it needs a plugin that implements qtasks_task_cancel_running{blocked}")
+        return bool(await self.dispatcher.first("qtasks_task_cancel_running", app=self, task=task, reason=reason or "cancelled while running"))
 
     async def get(self, uuid: UUID | str) -> Task | None:
         """Return the stored record of a task, or None if there is none."""

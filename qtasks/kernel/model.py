@@ -114,6 +114,27 @@ class Task:
         """Await this task's end; return the final record, or None when ``timeout`` runs out."""
         return await _owner(self).wait_result(self.uuid, timeout)
 
+    def cancel(self, reason: str = "") -> bool:
+        """Cancel this task (blocking); see ``app.cancel``."""
+        from qtasks.kernel.portal import run_blocking
+
+        kernel = _owner(self)
+        return run_blocking(kernel, kernel.cancel, self.uuid, reason)
+
+    async def cancel_async(self, reason: str = "") -> bool:
+        """Cancel this task; see ``app.cancel``."""
+        return await _owner(self).cancel(self.uuid, reason)
+
+    def stream(self) -> Any:
+        """Follow a generator task's values as they are produced: ``async for value in
+        task.stream()`` or ``for value in task.stream()``; it ends when the task ends."""
+        kernel = _owner(self)
+        stream = kernel.pm.hook.qtasks_make_stream(app=kernel, task=self)
+        if stream is None:
+            blocked = " (the builtin 'generators' plugin is disabled)" if "generators" in kernel.pm.blocked_builtins else ""
+            raise RuntimeError(f"task.stream() needs a plugin that implements qtasks_make_stream{blocked}")
+        return stream
+
 
 def _owner(task: Task) -> Any:
     from qtasks import _state

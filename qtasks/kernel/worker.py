@@ -99,6 +99,9 @@ class Worker:
                 except Exception as error:  # the renewal loop keeps trying
                     log.error("registering the worker failed (%s: %s)", type(error).__name__, error)
                 consumers.start_soon(self._renew_leases)
+                for service in app.pm.hook.qtasks_worker_services(worker=self):
+                    if service is not None:
+                        consumers.start_soon(self._run_service, service)
                 for _ in range(self.concurrency):
                     consumers.start_soon(self._consume)
                 await self.stopping.wait()
@@ -121,6 +124,13 @@ class Worker:
                     log.warning("could not remove worker %s from the registry: %s", self.worker_id, error)
                 await app.dispatcher.notify("qtasks_shutdown", app=app, component="worker")
             self.stopped.set()
+
+    async def _run_service(self, service: Any) -> None:
+        """Run a plugin's worker service; an error is logged and the worker goes on."""
+        try:
+            await service()
+        except Exception as error:
+            self.app._internal_error(error, f"worker service {getattr(service, '__qualname__', service)!r}")
 
     async def _next(self) -> Delivery | None:
         """Return the next claimed delivery, claiming a batch when none is left; None on stop."""

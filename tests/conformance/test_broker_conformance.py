@@ -390,20 +390,23 @@ async def test_add_tasks_enqueues_a_batch(make_app: MakeApp) -> None:
     assert await _nothing_claimable(app), "an item of the refused batch was queued"
 
 
-async def test_cancel_drops_a_queued_task_only(make_app: MakeApp) -> None:
+async def test_cancel_drops_a_queued_task_and_stops_a_running_one(make_app: MakeApp) -> None:
     """A queued task cancelled with a reason never runs and its record is ``cancel`` with that
-    reason; a task already claimed, already cancelled or finished cannot be cancelled."""
+    reason; a running task is cancelled and ends ``cancel``; a finished one cannot be cancelled."""
     app = make_app()
     ran: list[str] = []
     started = anyio.Event()
-    release = anyio.Event()
+    stopped: list[str] = []
 
     @app.task
     async def job(label: str) -> str:
         ran.append(label)
         if label == "blocking":
             started.set()
-            await release.wait()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                stopped.append(label)
         return label
 
     victim = await job.add_task("victim")
@@ -417,10 +420,10 @@ async def test_cancel_drops_a_queued_task_only(make_app: MakeApp) -> None:
         blocking = await job.add_task("blocking")
         with anyio.fail_after(5):
             await started.wait()
-        assert await app.cancel(blocking.uuid, "too late") is False
-        release.set()
-        assert (await app.wait_result(blocking.uuid, 5)).status == "success"
-    assert ran == ["after", "blocking"]
+        assert await app.cancel(blocking.uuid, "while running") is True
+        final = await app.wait_result(blocking.uuid, 5)
+        assert (final.status, final.cancel_reason) == ("cancel", "while running")
+    assert ran == ["after", "blocking"] and stopped == ["blocking"]
     assert await app.cancel(after.uuid, "finished") is False
     assert await app.cancel(victim.uuid, "again") is False
     cancelled = await app.get(victim.uuid)
