@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import anyio
 import pytest
 
 from qtasks import QueueTasks as SyncQueueTasks

@@ -65,3 +65,45 @@ def test_the_time_limits_example_stops_the_slow_tasks(tmp_path: Path) -> None:
         "render(0.1): success: rendered",
         "render(1.0): error: TimeoutError: task 'render' ran past max_time=0.5s",
     ]
+
+
+def _run_example(name: str, cwd: Path) -> list[str]:
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py")], capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_the_context_example_reaches_its_record_and_makes_children(tmp_path: Path) -> None:
+    assert _run_example("context", tmp_path) == [
+        "thumbnails: success: ['cat.png@64px', 'cat.png@128px', 'cat.png@256px']",
+        "checked(41): success: 42",
+        "checked(-1): cancel: nothing to do for -1",
+    ]
+
+
+def test_the_generators_example_streams_then_keeps_the_return_value(tmp_path: Path) -> None:
+    assert _run_example("generators", tmp_path) == [
+        "streamed: pass", "streamed: fail", "streamed: pass",
+        "result: ['pass', 'fail', 'pass']",
+        "returned: 2 of 3 passed",
+    ]
+
+
+def test_the_cancel_example_cancels_queued_and_running_tasks(tmp_path: Path) -> None:
+    lines = _run_example("cancel", tmp_path)
+    assert lines[:5] == [
+        "cancel queued: True",
+        "crawl(example.org) cleaned up",
+        "crawl: cancel: changed my mind",
+        "crawl: cancel: user pressed stop",
+        lines[4],
+    ]
+    assert lines[4].startswith("export: cancel: stopped after ") and lines[4].endswith(" rows") and len(lines) == 5
+
+
+def test_the_middlewares_example_wraps_and_recovers(tmp_path: Path) -> None:
+    assert _run_example("middlewares", tmp_path) == [
+        "colour('  RED '): success: {'task': 'colour', 'value': '#ff0000'}",
+        "colour('Green'): success: {'task': 'colour', 'value': '#00ff00'}",
+        "colour('blue'): success: {'task': 'colour', 'value': 'unknown'}",
+    ]

@@ -49,6 +49,20 @@ async def test_handler_values_are_sent_back_and_the_return_value_is_recorded(app
     assert received == [0, 10, 20, 1, 2]
 
 
+async def test_without_a_handler_the_generator_receives_none_so_yield_from_works(app: QueueTasks) -> None:
+    received: list[Any] = []
+
+    @app.task
+    def delegates() -> Any:
+        yield from [1, 2]
+        received.append((yield 3))
+
+    async with running_worker(app):
+        record = await delegates.add_task(timeout=WAIT)
+    assert record.status == "success", record.traceback
+    assert record.returning == [1, 2, 3] and received == [None]
+
+
 async def test_a_caller_follows_values_while_the_task_runs(app: QueueTasks) -> None:
     """Each value reaches the reader before the generator makes the next one."""
     steps = [anyio.Event() for _ in range(3)]

@@ -35,7 +35,7 @@ class RunningContext(TaskContext):
         self.worker = worker
         self.attempt = call.attempt
         self._cancel_event = cancel_event
-        self._metadata: Task | None = None
+        self._metadata: Task | None = call.record
 
     @property
     def cancelled(self) -> bool:
@@ -69,7 +69,8 @@ class AsyncContext(RunningContext):
     """``self.ctx`` of an ``async def`` (or async generator) echo task."""
 
     async def get_metadata(self, cache: bool = True) -> Task | None:
-        """Return this task's stored record (read once and kept when ``cache``)."""
+        """Return this task's record: the ``process`` record of this run, or with ``cache=False``
+        what the storage holds now."""
         if self._metadata is None or not cache:
             self._metadata = await self.app.get(self.task_uuid)  # type: ignore[arg-type]
         return self._metadata
@@ -90,7 +91,8 @@ class SyncContext(RunningContext):
         return anyio.from_thread.run(func, *args)
 
     def get_metadata(self, cache: bool = True) -> Task | None:
-        """Return this task's stored record (read once and kept when ``cache``)."""
+        """Return this task's record: the ``process`` record of this run, or with ``cache=False``
+        what the storage holds now."""
         if self._metadata is None or not cache:
             self._metadata = self._blocking(self.app.get, self.task_uuid)
         return self._metadata

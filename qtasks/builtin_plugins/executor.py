@@ -64,6 +64,9 @@ class TaskExecutor:
 
     def __init__(self, definition: TaskDefinition) -> None:
         self.definition = definition
+        # With a generate_handler, its answer goes back into the generator (``x = yield v``);
+        # without one, None does, so that ``yield from a_list`` keeps working.
+        self.sends_back = definition.generate_handler is not None
 
     async def execute(self, worker: Any, call: ExecutionCall) -> Any:
         """Run the call and return the result (for generators, the handled values)."""
@@ -120,7 +123,8 @@ class TaskExecutor:
         return await worker.app.dispatcher.pipe("qtasks_task_yielded", worker=worker, call=call, value=value)
 
     async def run_async_generator(self, worker: Any, call: ExecutionCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> YieldedValues:
-        """Drive an async generator; each handled value is collected and sent back into it."""
+        """Drive an async generator; each handled value is collected (and sent back into it when
+        the task has a ``generate_handler``)."""
         generator = self.definition.func(*args, **kwargs)
         results = YieldedValues()
         sent: Any = None
@@ -130,8 +134,9 @@ class TaskExecutor:
                     value = await generator.asend(sent)
                 except StopAsyncIteration:
                     return results
-                sent = await self.handle_value(worker, call, value)
-                results.append(sent)
+                kept = await self.handle_value(worker, call, value)
+                results.append(kept)
+                sent = kept if self.sends_back else None
         finally:
             await generator.aclose()
 
@@ -148,8 +153,9 @@ class TaskExecutor:
                 if isinstance(value, tuple) and len(value) == 2 and value[0] is _DONE:
                     results.returned = value[1]
                     return results
-                sent = await self.handle_value(worker, call, value)
-                results.append(sent)
+                kept = await self.handle_value(worker, call, value)
+                results.append(kept)
+                sent = kept if self.sends_back else None
         finally:
             try:
                 generator.close()

@@ -121,7 +121,8 @@ async def process_delivery(worker: Worker, delivery: Delivery) -> None:
     process = await dispatcher.pipe("qtasks_task_status", worker=worker, task=process)
     await worker.storage.save(process)
     await dispatcher.notify("qtasks_task_received", worker=worker, task=process)
-    call = ExecutionCall(definition=definition, message=message, args=tuple(message.args), kwargs=dict(message.kwargs), attempt=delivery.delivery_count)
+    call = ExecutionCall(definition=definition, message=message, args=tuple(message.args), kwargs=dict(message.kwargs),
+                         attempt=delivery.delivery_count, record=process)
     worker.running[message.uuid] = delivery
     try:
         executor = worker.executor_for(definition)

@@ -243,6 +243,7 @@ class ExecutionCall:
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = attrs.field(factory=dict)
     attempt: int = 1
+    record: Task | None = None  # the ``process`` record of this run, as the worker stored it
 
     @property
     def uuid(self) -> str:

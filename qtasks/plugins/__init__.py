@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["Depends", "ScopeEnum", "AsyncState", "SyncState"]
+__all__ = ["Depends", "ScopeEnum", "AsyncState", "SyncState", "ArgumentValidationError"]
 
 _WHERE = {
     "Depends": "qtasks.builtin_plugins.depends",
     "ScopeEnum": "qtasks.builtin_plugins.depends",
     "AsyncState": "qtasks.builtin_plugins.state",
     "SyncState": "qtasks.builtin_plugins.state",
+    "ArgumentValidationError": "qtasks.builtin_plugins.typed_args",
 }
 
 
