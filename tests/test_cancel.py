@@ -50,6 +50,33 @@ async def test_a_running_async_task_is_cancelled_and_its_slot_freed(app: QueueTa
     assert await app.cancel(task.uuid) is False  # finished: nothing to cancel
 
 
+async def test_a_task_scoped_dependency_closes_once_when_the_task_is_cancelled(app: QueueTasks) -> None:
+    from qtasks.plugins import Depends
+
+    events: list[str] = []
+    started = anyio.Event()
+
+    async def session() -> Any:
+        events.append("open")
+        try:
+            yield "session"
+        finally:
+            events.append("close")
+
+    @app.task
+    async def uses(db: Any = Depends(session)) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    async with running_worker(app):
+        task = await uses.add_task()
+        with anyio.fail_after(WAIT):
+            await started.wait()
+        await app.cancel(task.uuid, "stop")
+        final = await app.wait_result(task.uuid, WAIT)
+    assert final.status == "cancel" and events == ["open", "close"]
+
+
 async def test_an_async_generator_task_is_cancelled_between_values(app: QueueTasks) -> None:
     second = anyio.Event()
 

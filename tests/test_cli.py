@@ -270,6 +270,23 @@ def test_plugins_list_all_shows_the_builtins(inventory: Path) -> None:
     assert [row["name"] for row in json.loads(as_json.stdout) if row["blocked"]] == ["retries"]
 
 
+TASK_FEATURES = ("retries", "time_limits", "context", "generators", "cancel", "depends", "state", "typed_args", "unique", "executor")
+
+
+def test_plugins_list_shows_each_task_feature_as_a_removable_plugin(inventory: Path) -> None:
+    listed = qtasks(inventory, "-A", "inventory:app", "plugins", "list", "--all", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    for feature in TASK_FEATURES:
+        assert rows[feature]["origin"] == "builtin" and rows[feature]["hooks"], feature
+        assert rows[feature]["source"] == f"qtasks.builtin_plugins.{feature}", feature
+    (inventory / "bare.py").write_text("from qtasks.asyncio import QueueTasks\n"
+                                        f"app = QueueTasks('bare', broker_url='memory://', disable_plugins={list(TASK_FEATURES)!r})\n")
+    blocked = qtasks(inventory, "-A", "bare:app", "plugins", "list", "--json")
+    assert blocked.returncode == 0, blocked.stderr
+    assert {row["name"] for row in json.loads(blocked.stdout) if row["blocked"]} == set(TASK_FEATURES)
+
+
 def test_app_factory_is_called(inventory: Path) -> None:
     result = qtasks(inventory, "-A", "inventory:make_app", "plugins", "list", "--json")
     assert result.returncode == 0, result.stderr

@@ -49,18 +49,19 @@ async def test_handler_values_are_sent_back_and_the_return_value_is_recorded(app
     assert received == [0, 10, 20, 1, 2]
 
 
-async def test_without_a_handler_the_generator_receives_none_so_yield_from_works(app: QueueTasks) -> None:
+async def test_yield_from_a_plain_iterator_works_and_other_values_are_sent_back(app: QueueTasks) -> None:
     received: list[Any] = []
 
-    @app.task
+    @app.task(generate_handler=lambda value: value * 10)
     def delegates() -> Any:
         yield from [1, 2]
-        received.append((yield 3))
+        yield from range(3, 4)
+        received.append((yield 4))
 
     async with running_worker(app):
         record = await delegates.add_task(timeout=WAIT)
     assert record.status == "success", record.traceback
-    assert record.returning == [1, 2, 3] and received == [None]
+    assert record.returning == [10, 20, 30, 40] and received == [40]
 
 
 async def test_a_caller_follows_values_while_the_task_runs(app: QueueTasks) -> None:

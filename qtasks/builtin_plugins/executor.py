@@ -23,6 +23,9 @@ class YieldedValues(list):  # type: ignore[type-arg]
 
 
 def _step(generator: Any, value: Any) -> Any:
+    delegate = generator.gi_yieldfrom
+    if delegate is not None and not hasattr(delegate, "send"):
+        value = None  # ``yield from a_list``: a plain iterator cannot receive values
     try:
         return generator.send(value)
     except StopIteration as stop:
@@ -64,9 +67,6 @@ class TaskExecutor:
 
     def __init__(self, definition: TaskDefinition) -> None:
         self.definition = definition
-        # With a generate_handler, its answer goes back into the generator (``x = yield v``);
-        # without one, None does, so that ``yield from a_list`` keeps working.
-        self.sends_back = definition.generate_handler is not None
 
     async def execute(self, worker: Any, call: ExecutionCall) -> Any:
         """Run the call and return the result (for generators, the handled values)."""
@@ -123,8 +123,7 @@ class TaskExecutor:
         return await worker.app.dispatcher.pipe("qtasks_task_yielded", worker=worker, call=call, value=value)
 
     async def run_async_generator(self, worker: Any, call: ExecutionCall, args: tuple[Any, ...], kwargs: dict[str, Any]) -> YieldedValues:
-        """Drive an async generator; each handled value is collected (and sent back into it when
-        the task has a ``generate_handler``)."""
+        """Drive an async generator; each handled value is collected and sent back into it."""
         generator = self.definition.func(*args, **kwargs)
         results = YieldedValues()
         sent: Any = None
@@ -134,9 +133,8 @@ class TaskExecutor:
                     value = await generator.asend(sent)
                 except StopAsyncIteration:
                     return results
-                kept = await self.handle_value(worker, call, value)
-                results.append(kept)
-                sent = kept if self.sends_back else None
+                sent = await self.handle_value(worker, call, value)
+                results.append(sent)
         finally:
             await generator.aclose()
 
@@ -153,9 +151,8 @@ class TaskExecutor:
                 if isinstance(value, tuple) and len(value) == 2 and value[0] is _DONE:
                     results.returned = value[1]
                     return results
-                kept = await self.handle_value(worker, call, value)
-                results.append(kept)
-                sent = kept if self.sends_back else None
+                sent = await self.handle_value(worker, call, value)
+                results.append(sent)
         finally:
             try:
                 generator.close()

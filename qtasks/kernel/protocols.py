@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -148,6 +148,21 @@ class GlobalConfig(Protocol):
 
     async def get_match(self, pattern: str) -> dict[str, dict[str, Any]]:
         """Read every name matching a glob ``pattern``."""
+
+    async def delete(self, name: str, key: str | None = None) -> None:
+        """Remove ``name``/``key``, or every key under ``name`` when ``key`` is None."""
+
+    async def set_many(self, name: str, values: Mapping[str, Any]) -> None:
+        """Write every key of ``values`` under ``name`` in one atomic step (all or none)."""
+
+    async def compare_and_swap(self, name: str, key: str, expected: Any, value: Any) -> Any:
+        """Atomically: if ``name``/``key`` holds ``expected``, write ``value`` there; return the
+        value held before either way.
+
+        Values are compared by their stored JSON encoding. ``expected`` None matches an absent
+        key (or a stored None); ``value`` None removes the key. So ``compare_and_swap(n, k,
+        None, v)`` sets ``v`` only if nothing is there, and returns None when it did.
+        """
 
 
 @runtime_checkable
