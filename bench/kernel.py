@@ -96,7 +96,7 @@ def plugin_names(app: Any) -> str:
 
 async def one_run(tasks: int, concurrency: int, kind: str) -> tuple[float, float, float]:
     """Run ``tasks`` no-op tasks once; return (end-to-end s, enqueue s, end-to-end CPU s)."""
-    app = QueueTasks(name=f"bench-{kind}")
+    app = QueueTasks(name=f"bench-{kind}", broker_url="memory://")
     noop = app.task(name="noop")(noop_async if kind == "async" else noop_sync)
     completion = Completion(tasks)
     app.add_plugin(completion)
@@ -181,7 +181,7 @@ async def time_calls(make: Callable[[], Awaitable[Any]], calls: int) -> tuple[fl
 
 
 async def dispatch_cases(calls: int) -> dict[str, tuple[float, float, float]]:
-    app = QueueTasks(name="bench-dispatch")
+    app = QueueTasks(name="bench-dispatch", broker_url="memory://")
     d = app.dispatcher
     for hook in ("qtasks_task_acknowledged", "qtasks_task_result"):
         impls = getattr(app.pm.hook, hook).get_hookimpls()
@@ -250,11 +250,11 @@ async def breakdown_cases(calls: int) -> dict[str, float]:
 
     out: dict[str, float] = {}
     for disabled in ((), ("logging",)):
-        app = QueueTasks(name="bench-breakdown", disable_plugins=list(disabled))
+        app = QueueTasks(name="bench-breakdown", broker_url="memory://", disable_plugins=list(disabled))
         noop = app.task(name="noop")(noop_async)
         await app.start()
         worker = Worker(app, 10)  # not serving: process_delivery is called directly
-        for component in ("broker", "storage", "serializer"):  # what Worker.serve() caches, if it does
+        for component in ("broker", "storage", "serializer", "steps"):  # what Worker.serve() caches, if it does
             if hasattr(worker, component):
                 setattr(worker, component, getattr(app, component))
         suffix = ", 'logging' disabled" if disabled else ""

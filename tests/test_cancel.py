@@ -50,6 +50,23 @@ async def test_a_running_async_task_is_cancelled_and_its_slot_freed(app: QueueTa
     assert await app.cancel(task.uuid) is False  # finished: nothing to cancel
 
 
+async def test_a_delayed_task_cancelled_never_runs(app: QueueTasks) -> None:
+    ran: list[str] = []
+
+    @app.task
+    async def job(label: str) -> str:
+        ran.append(label)
+        return label
+
+    delayed = await job.add_task("delayed", countdown=0.2)
+    assert await app.cancel(delayed.uuid, "not any more") is True
+    async with running_worker(app, concurrency=1):
+        later = await job.add_task("later", countdown=0.3, timeout=WAIT)  # due after the cancelled one
+    assert later.returning == "later" and ran == ["later"]
+    record = await app.get(delayed.uuid)
+    assert (record.status, record.cancel_reason) == ("cancel", "not any more")
+
+
 async def test_a_task_scoped_dependency_closes_once_when_the_task_is_cancelled(app: QueueTasks) -> None:
     from qtasks.plugins import Depends
 

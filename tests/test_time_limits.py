@@ -100,3 +100,33 @@ async def test_blocking_the_time_limits_plugin_rejects_max_time() -> None:
     with pytest.raises(UnknownOptionError, match="option 'max_time' belongs to plugin 'time_limits', which is disabled"):
         @app.task(max_time=1)
         async def job() -> None: ...
+
+
+def test_max_time_in_a_sync_app() -> None:
+    from qtasks import QueueTasks as SyncQueueTasks
+
+    app = SyncQueueTasks(name="limits-sync", broker_url="memory://")
+    release = threading.Event()
+
+    @app.task(max_time=0.2)
+    def stuck() -> str:
+        release.wait(30)
+        return "late"
+
+    @app.task(max_time=0.2)
+    async def slow() -> str:
+        await anyio.sleep(30)
+        return "late"
+
+    worker = threading.Thread(target=app.run_forever, kwargs={"concurrency": 1})
+    worker.start()
+    try:
+        first = stuck.add_task(timeout=10)
+        second = slow.add_task(timeout=10)
+    finally:
+        release.set()
+        app.stop()
+        worker.join(10)
+        app.close()
+    for record in (first, second):
+        assert record.status == "error" and "ran past max_time=0.2s" in record.traceback

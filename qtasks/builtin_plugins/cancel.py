@@ -7,8 +7,6 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -38,21 +36,41 @@ POLL_INTERVAL = 0.2  # seconds between two reads of the cancel requests, while t
 STALE_AFTER = 3600.0  # a request nobody took for this long (its task ended first) is dropped
 
 
-class CancelEvent(threading.Event):
+class CancelEvent:
     """Set when a running task is asked to stop; ``reason`` says why. Sync tasks read it through
-    ``self.ctx.cancelled``; for async ones, setting it also cancels the run's scope."""
+    ``self.ctx.cancelled`` (and ``self.ctx.sleep`` waits on it); for async ones, a request also
+    cancels the run's scope.
 
-    def __init__(self) -> None:
-        super().__init__()
+    Args:
+        threaded: The task runs in a worker thread: keep a ``threading.Event`` to wake its sleeps.
+    """
+
+    __slots__ = ("reason", "requested", "scope", "_wakes")
+
+    def __init__(self, threaded: bool) -> None:
         self.reason = ""
+        self.requested = False
         self.scope: anyio.CancelScope | None = None
+        self._wakes = threading.Event() if threaded else None
+
+    def is_set(self) -> bool:
+        """True once the run was asked to stop."""
+        return self.requested
+
+    def wait(self, timeout: float) -> bool:
+        """Block (a worker thread) up to ``timeout`` seconds or until a request; True on a request."""
+        if self._wakes is None:
+            raise RuntimeError("CancelEvent.wait() is for sync tasks, which run in worker threads")
+        return self._wakes.wait(timeout)
 
     def request(self, reason: str) -> None:
         """Ask the run to stop (call it on the worker's event loop)."""
-        if self.is_set():
+        if self.requested:
             return
         self.reason = reason
-        self.set()
+        self.requested = True
+        if self._wakes is not None:
+            self._wakes.set()
         if self.scope is not None:
             self.scope.cancel()
 
@@ -86,25 +104,44 @@ def requests_name(app: Any) -> str:
     return f"qtasks:cancel:{app.name}"
 
 
-@asynccontextmanager
-async def _cancellable(running: RunningTasks, uuid: str) -> AsyncIterator[None]:
-    event = CancelEvent()
-    running.events[uuid] = event
-    running.started.set()
-    try:
-        with anyio.CancelScope() as scope:
-            event.scope = scope
-            yield
-    finally:
-        running.events.pop(uuid, None)
-    if scope.cancelled_caught:
-        raise TaskCancelError(event.reason or "cancelled while running")
+class _Cancellable:
+    """The scope one run runs in: registered by uuid, cancelled by a request (a sync context
+    manager, so entering it costs no coroutine)."""
+
+    __slots__ = ("running", "uuid", "event", "scope")
+
+    def __init__(self, running: RunningTasks, uuid: str, threaded: bool, scoped: bool) -> None:
+        self.running = running
+        self.uuid = uuid
+        self.event = CancelEvent(threaded)
+        # A plain sync function runs in a thread that a scope cannot stop: it reads the event.
+        self.scope = anyio.CancelScope() if scoped else None
+
+    def __enter__(self) -> None:
+        self.running.events[self.uuid] = self.event
+        if not self.running.started.is_set():
+            self.running.started.set()
+        if self.scope is not None:
+            self.scope.__enter__()
+            self.event.scope = self.scope
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> bool:
+        self.running.events.pop(self.uuid, None)
+        if self.scope is None:
+            return False
+        self.event.scope = None
+        suppressed = bool(self.scope.__exit__(kind, error, trace))
+        if self.scope.cancelled_caught:
+            raise TaskCancelError(self.event.reason or "cancelled while running")
+        return suppressed
 
 
 @hookimpl
 def qtasks_task_scope(worker: Any, call: ExecutionCall) -> Any:
     """Run each task under its own cancel scope, registered by uuid while it runs."""
-    return _cancellable(_running(worker), call.uuid)
+    definition = call.definition
+    threaded = not (definition.awaiting or definition.generating == "async")
+    return _Cancellable(_running(worker), call.uuid, threaded, scoped=not threaded or definition.generating == "sync")
 
 
 @hookimpl

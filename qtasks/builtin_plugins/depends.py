@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -200,11 +200,17 @@ async def _value(worker: Worker, depends: Depends, stack: AsyncExitStack, opened
 
 
 @hookimpl
-async def qtasks_task_resolve_args(worker: Worker, call: ExecutionCall, stack: AsyncExitStack) -> ExecutionCall | None:
-    """Pass each Depends value the caller did not give as a keyword argument."""
-    wanted = [d for d in task_dependencies(call.definition) if not _given(d.parameter, call)]
-    if not wanted:
+def qtasks_task_resolve_args(worker: Worker, call: ExecutionCall, stack: AsyncExitStack) -> Awaitable[ExecutionCall] | None:
+    """Pass each Depends value the caller did not give as a keyword argument (a sync hook that
+    returns a coroutine only when there is something to open, so other tasks pay no await)."""
+    dependencies = task_dependencies(call.definition)
+    if not dependencies:
         return None
+    wanted = [d for d in dependencies if not _given(d.parameter, call)]
+    return _inject(worker, call, stack, wanted) if wanted else None
+
+
+async def _inject(worker: Worker, call: ExecutionCall, stack: AsyncExitStack, wanted: list[Dependency]) -> ExecutionCall:
     kwargs = dict(call.kwargs)
     opened: dict[int, Any] = {}
     for dependency in wanted:

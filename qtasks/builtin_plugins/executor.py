@@ -14,6 +14,7 @@ from qtasks.kernel.model import Decision, ExecutionCall, TaskDefinition
 __all__ = ["TaskExecutor", "RunState", "YieldedValues", "qtasks_make_executor", "qtasks_register_task_options", "qtasks_task_failed"]
 
 _DONE = object()
+_NO_MIDDLEWARES: dict[str, list[Any]] = {"before": [], "after": []}
 
 
 class YieldedValues(list):  # type: ignore[type-arg]
@@ -71,10 +72,7 @@ class TaskExecutor:
     async def execute(self, worker: Any, call: ExecutionCall) -> Any:
         """Run the call and return the result (for generators, the handled values)."""
         args, kwargs = self.arguments(worker, call)
-        state = RunState(self, worker, call, args, kwargs)
         definition = self.definition
-        app_middlewares = getattr(worker.app, "middlewares", {})
-        await self.run_middlewares(state, [*app_middlewares.get("before", ()), *definition.middlewares_before])
         if definition.generating == "async":
             runner = self.run_async_generator
         elif definition.generating == "sync":
@@ -83,8 +81,15 @@ class TaskExecutor:
             runner = self.run_coroutine
         else:
             runner = self.run_function
+        app_middlewares = getattr(worker.app, "middlewares", _NO_MIDDLEWARES)
+        before = [*app_middlewares["before"], *definition.middlewares_before]
+        after = [*definition.middlewares_after, *app_middlewares["after"]]
+        if not before and not after:
+            return await runner(worker, call, args, kwargs)
+        state = RunState(self, worker, call, args, kwargs)
+        await self.run_middlewares(state, before)
         state.result = await runner(worker, call, state.args, state.kwargs)
-        await self.run_middlewares(state, [*definition.middlewares_after, *app_middlewares.get("after", ())])
+        await self.run_middlewares(state, after)
         return state.result
 
     def arguments(self, worker: Any, call: ExecutionCall) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 from uuid import UUID
 from weakref import WeakKeyDictionary
@@ -115,12 +115,12 @@ def qtasks_task_status(worker: Any, task: Task) -> Task | None:
 
 
 @hookimpl
-async def qtasks_task_finished(worker: Any, task: Task) -> None:
-    """Drop the published values once the record holds the outcome."""
+def qtasks_task_finished(worker: Any, task: Task) -> Awaitable[None] | None:
+    """Drop the published values once the record holds the outcome (a coroutine only then)."""
     counts = _PUBLISHED.get(worker)
     if counts is None or counts.pop(str(task.uuid), None) is None:
-        return
-    await worker.app.global_config.component.delete(stream_name(worker.app, task.uuid))
+        return None
+    return worker.app.global_config.component.delete(stream_name(worker.app, task.uuid))
 
 
 @hookimpl

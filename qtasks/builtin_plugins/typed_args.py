@@ -36,6 +36,7 @@ install_pydantic_hooks(CONVERTER)
 _POSITIONAL_ONLY, _VAR_POSITIONAL, _VAR_KEYWORD = inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD
 _NOT_BY_NAME = (_POSITIONAL_ONLY, _VAR_POSITIONAL, _VAR_KEYWORD)
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
 class ArgumentValidationError(ControlFlow, ValueError):
@@ -58,6 +59,11 @@ def is_model_class(hint: Any) -> bool:
     if not (attrs.has(hint) or dataclasses.is_dataclass(hint) or is_pydantic_model_class(hint)):
         return False
     return not _from_qtasks(hint)
+
+
+@lru_cache(maxsize=1024)
+def _is_model_type(kind: type) -> bool:
+    return is_model_class(kind)
 
 
 def _mentions_model(hint: Any) -> bool:
@@ -187,9 +193,12 @@ def _resolve(call: ExecutionCall) -> ExecutionCall | None:
 def to_plain(value: Any) -> Any:
     """Return ``value`` with every model in it (nested in lists, tuples and dicts too) turned into
     JSON data; ``value`` itself, untouched, when it holds none."""
+    kind = type(value)
+    if kind in _SCALAR_TYPES or ((kind is tuple or kind is list or kind is dict) and not value):
+        return value  # the common cases, answered without a class check
     if isinstance(value, _SCALARS):
         return value
-    if not isinstance(value, type) and is_model_class(type(value)):
+    if not isinstance(value, type) and _is_model_type(kind):
         return CONVERTER.unstructure(value)
     if isinstance(value, (list, tuple)):
         items = [to_plain(item) for item in value]

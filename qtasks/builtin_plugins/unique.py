@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 from uuid import UUID
 
@@ -68,11 +69,16 @@ async def qtasks_task_unique(app: Any, task: Task, key: str) -> Task | None:
 
 
 @hookimpl
-async def qtasks_task_finished(worker: Any, task: Task) -> None:
-    """Free the key of a finished task, if it still holds it (not for a ``retry`` record)."""
-    key = task.extra.get(UNIQUE_KEY)
+def qtasks_task_finished(worker: Any, task: Task) -> Awaitable[None] | None:
+    """Free the key of a finished task, if it still holds it (not for a ``retry`` record); a
+    coroutine only for tasks that have a key."""
+    key = task.extra.get(UNIQUE_KEY) if task.extra else None
     if not task.finished or not isinstance(key, str):
-        return
+        return None
+    return _release(worker, task, key)
+
+
+async def _release(worker: Any, task: Task, key: str) -> None:
     config = worker.app.components.get("global_config")
     name = keys_name(worker.app)
     held = await config.get(name, key)
