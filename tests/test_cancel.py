@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +15,7 @@ import pytest
 from qtasks import QueueTasks as SyncQueueTasks
 from qtasks.asyncio import QueueTasks
 from qtasks.testing import running_worker
+from subprocesses import child_env, worker_process
 
 pytestmark = pytest.mark.anyio
 WAIT = 10.0
@@ -207,27 +206,11 @@ def polls(self) -> None:
 '''
 
 
-def _child_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QTASKS_")}
-    env["QTASKS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    return env
-
-
 @pytest.fixture
-def worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(tmp_path: Path) -> Iterator[Any]:
     """A worker process on ``jobs.py`` (the default SQLite file in ``tmp_path``, the test's cwd)."""
-    (tmp_path / "jobs.py").write_text(JOBS)
-    log = open(tmp_path / "worker.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "qtasks", "-A", "jobs:app", "run", "-c", "2"],
-                               cwd=tmp_path, env=_child_env(), stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with worker_process(tmp_path, JOBS, concurrency=2) as process:
+        yield process
 
 
 async def _until_running(app: QueueTasks, uuid: Any) -> None:
@@ -237,7 +220,7 @@ async def _until_running(app: QueueTasks, uuid: Any) -> None:
 
 
 @pytest.mark.slow
-async def test_a_task_running_in_another_process_is_cancelled_by_api_and_cli(tmp_path: Path, worker_process: Any) -> None:
+async def test_a_task_running_in_another_process_is_cancelled_by_api_and_cli(tmp_path: Path, worker: Any) -> None:
     app = QueueTasks(name="cancel-jobs")
     try:
         forever = await app.add_task("forever")
@@ -249,18 +232,18 @@ async def test_a_task_running_in_another_process_is_cancelled_by_api_and_cli(tmp
         assert (final.status, final.cancel_reason) == ("cancel", "from the API")
         done = await anyio.to_thread.run_sync(lambda: subprocess.run(
             [sys.executable, "-m", "qtasks", "-A", "jobs:app", "task", "cancel", str(polls.uuid)],
-            cwd=tmp_path, env=_child_env(), capture_output=True, text=True, timeout=60))
+            cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60))
         assert done.returncode == 0, done.stderr
         assert f"asked the worker running {polls.uuid} to stop it" in done.stdout
         final = await app.wait_result(polls.uuid, 30)
         assert (final.status, final.cancel_reason) == ("cancel", f"stopped by request: {polls.uuid}")
         again = await anyio.to_thread.run_sync(lambda: subprocess.run(
             [sys.executable, "-m", "qtasks", "-A", "jobs:app", "task", "cancel", str(polls.uuid)],
-            cwd=tmp_path, env=_child_env(), capture_output=True, text=True, timeout=60))
+            cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60))
         assert again.returncode == 1 and "it already ended with status 'cancel'" in again.stderr
         bad = await anyio.to_thread.run_sync(lambda: subprocess.run(
             [sys.executable, "-m", "qtasks", "-A", "jobs:app", "task", "cancel", "not-a-uuid"],
-            cwd=tmp_path, env=_child_env(), capture_output=True, text=True, timeout=60))
+            cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=60))
         assert bad.returncode == 2 and "is not a task uuid" in bad.stderr
         assert await app.global_config.component.get_all("qtasks:cancel:cancel-jobs") == {}  # every request was taken
     finally:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -24,10 +22,10 @@ from qtasks.kernel.worker import Worker
 from qtasks.plugins import Depends as PublicDepends
 from qtasks.plugins import ScopeEnum as PublicScopeEnum
 from qtasks.testing import running_worker
+from subprocesses import run_example
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).parents[1]
 EVENTS: list[str] = []  # what the providers below did, in order (cleared before each test)
 THREADS: dict[str, int] = {}  # the thread each provider step ran in
 
@@ -544,9 +542,7 @@ def test_a_depends_parameter_is_refused_while_the_plugin_is_disabled(source: str
 
 
 def test_the_depends_example_opens_the_pool_once_and_a_transaction_per_task(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "depends.py")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert run_example("depends", tmp_path) == [
         "pool: open",
         "transaction 1: begin",
         "transaction 1: commit ['ada']",

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).parents[1]
+from subprocesses import ROOT, run_example
 
 
 def test_quickstart_runs_with_no_server(tmp_path: Path) -> None:
@@ -67,14 +67,8 @@ def test_the_time_limits_example_stops_the_slow_tasks(tmp_path: Path) -> None:
     ]
 
 
-def _run_example(name: str, cwd: Path) -> list[str]:
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py")], capture_output=True, text=True, timeout=120, cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
-
-
 def test_the_context_example_reaches_its_record_and_makes_children(tmp_path: Path) -> None:
-    assert _run_example("context", tmp_path) == [
+    assert run_example("context", tmp_path) == [
         "thumbnails: success: ['cat.png@64px', 'cat.png@128px', 'cat.png@256px']",
         "checked(41): success: 42",
         "checked(-1): cancel: nothing to do for -1",
@@ -82,7 +76,7 @@ def test_the_context_example_reaches_its_record_and_makes_children(tmp_path: Pat
 
 
 def test_the_generators_example_streams_then_keeps_the_return_value(tmp_path: Path) -> None:
-    assert _run_example("generators", tmp_path) == [
+    assert run_example("generators", tmp_path) == [
         "streamed: pass", "streamed: fail", "streamed: pass",
         "result: ['pass', 'fail', 'pass']",
         "returned: 2 of 3 passed",
@@ -90,7 +84,7 @@ def test_the_generators_example_streams_then_keeps_the_return_value(tmp_path: Pa
 
 
 def test_the_cancel_example_cancels_queued_and_running_tasks(tmp_path: Path) -> None:
-    lines = _run_example("cancel", tmp_path)
+    lines = run_example("cancel", tmp_path)
     assert lines[:5] == [
         "cancel queued: True",
         "crawl(example.org) cleaned up",
@@ -102,7 +96,7 @@ def test_the_cancel_example_cancels_queued_and_running_tasks(tmp_path: Path) -> 
 
 
 def test_the_middlewares_example_wraps_and_recovers(tmp_path: Path) -> None:
-    assert _run_example("middlewares", tmp_path) == [
+    assert run_example("middlewares", tmp_path) == [
         "colour('  RED '): success: {'task': 'colour', 'value': '#ff0000'}",
         "colour('Green'): success: {'task': 'colour', 'value': '#00ff00'}",
         "colour('blue'): success: {'task': 'colour', 'value': 'unknown'}",

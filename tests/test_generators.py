@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +15,7 @@ from qtasks.asyncio import QueueTasks
 from qtasks.builtin_plugins.generators import RETURN_KEY, stream_name
 from qtasks.errors import UnknownOptionError
 from qtasks.testing import running_worker
+from subprocesses import worker_process
 
 pytestmark = pytest.mark.anyio
 WAIT = 10.0
@@ -205,25 +202,13 @@ def paced(n):
 
 
 @pytest.fixture
-def worker_process(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    (tmp_path / "jobs.py").write_text(JOBS)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("QTASKS_")}
-    env["QTASKS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    log = open(tmp_path / "worker.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "qtasks", "-A", "jobs:app", "run", "-c", "1"],
-                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def worker(tmp_path: Path) -> Iterator[Any]:
+    with worker_process(tmp_path, JOBS, concurrency=1) as process:
+        yield process
 
 
 @pytest.mark.slow
-async def test_values_stream_from_a_worker_process(worker_process: Any) -> None:
+async def test_values_stream_from_a_worker_process(worker: Any) -> None:
     app = QueueTasks(name="gen-jobs")
     try:
         task = await app.add_task("paced", 20)

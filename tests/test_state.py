@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -21,12 +19,12 @@ from qtasks.asyncio import QueueTasks
 from qtasks.errors import ConfigurationError, SerializationError, UnknownOptionError
 from qtasks.plugins import AsyncState, SyncState
 from qtasks.testing import running_worker
+from subprocesses import run_example
 
 from conformance.helpers import serving
 from redis_process import SHARED_URL
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Counters(AsyncState):
@@ -264,9 +262,7 @@ async def test_two_workers_share_one_state_on_redis_and_sqlite(shared_url: tuple
 
 
 def test_the_state_example_shares_state_between_async_and_sync_tasks(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "state.py")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert run_example("state", tmp_path) == [
         "crawled: {'https://example.org/': 2000, 'https://example.org/about': 2500, 'https://example.org/blog': 2400}",
         "report: {'pages': 3, 'bytes': 6900}",
         "after clear: {}",

@@ -21,10 +21,10 @@ from qtasks.builtin_plugins.typed_args import to_plain
 from qtasks.errors import UnknownOptionError
 from qtasks.kernel.model import Task
 from qtasks.testing import running_worker
+from subprocesses import run_example
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).parents[1]
 
 
 @attrs.define
@@ -302,9 +302,7 @@ def test_pydantic_is_never_imported_by_the_plugin() -> None:
 
 
 def test_the_typed_args_example_runs(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "typed_args.py")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert run_example("typed_args", tmp_path) == [
         "quote (dict): success: {'customer': 'Ann', 'total': 7.5}",
         "quote (instances): success: {'customer': 'Ann', 'total': 7.5}",
         "quote (fields): success: {'customer': 'Bo', 'total': 2.0}",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from functools import partial
@@ -20,9 +18,9 @@ from qtasks.builtin_plugins import unique
 from qtasks.errors import UnknownOptionError
 from qtasks.kernel.model import Task
 from qtasks.testing import running_worker
+from subprocesses import run_example
 
 pytestmark = pytest.mark.anyio
-ROOT = Path(__file__).resolve().parents[1]
 
 
 async def test_one_task_per_key_while_queued_and_running_then_a_new_one(app: QueueTasks) -> None:
@@ -173,9 +171,7 @@ def test_a_blocked_unique_plugin_makes_add_task_refuse_unique_key(sync: bool) ->
 
 
 def test_the_unique_example_queues_one_task_per_key(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "unique.py")], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert run_example("unique", tmp_path) == [
         "same key, same task: True",
         "another key, another task: True",
         "while it runs, same task: True",

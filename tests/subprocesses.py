@@ -1,0 +1,48 @@
+"""Running the examples and worker processes from tests: one environment, one way to stop them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+__all__ = ["ROOT", "child_env", "run_example", "worker_process"]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child process: no QTASKS_* setting leaks in, no plugin autoload."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QTASKS_")}
+    env["QTASKS_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return env
+
+
+def run_example(name: str, cwd: Path) -> list[str]:
+    """Run ``examples/<name>.py`` in ``cwd`` (so its SQLite file lands there); return its stdout lines."""
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py")], capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@contextmanager
+def worker_process(cwd: Path, source: str, concurrency: int = 2) -> Iterator[subprocess.Popen[bytes]]:
+    """Write ``source`` as ``cwd/jobs.py`` and serve its ``app`` in a ``qtasks run`` process until
+    the block ends (SIGTERM, then a kill after 30 s); its output goes to ``cwd/worker.log``."""
+    (cwd / "jobs.py").write_text(source)
+    with open(cwd / "worker.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "qtasks", "-A", "jobs:app", "run", "-c", str(concurrency)],
+                                   cwd=cwd, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
