@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["Logger"]
+__all__ = ["Logger", "plain_handler", "DEFAULT_FORMAT"]
 
 DEFAULT_FORMAT = "%(asctime)s [%(name)s: %(levelname)s] (%(subname)s) %(message)s"
 
@@ -15,6 +15,15 @@ def _default_subname(record: logging.LogRecord) -> bool:
     if not hasattr(record, "subname"):
         record.subname = record.name
     return True
+
+
+def plain_handler(format: str = DEFAULT_FORMAT, stream: Any = None) -> logging.Handler:
+    """A ``StreamHandler`` (stderr by default) writing ``format`` lines; records without a
+    ``subname`` show their logger name there."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(_default_subname)
+    handler.setFormatter(logging.Formatter(format))
+    return handler
 
 
 class Logger:
@@ -27,19 +36,19 @@ class Logger:
         format: A format string for the handler added when the logger has none.
     """
 
-    def __init__(self, name: str, subname: str | None = None, default_level: int = logging.INFO, format: str | None = None) -> None:
+    def __init__(
+        self, name: str, subname: str | None = None, default_level: int = logging.INFO, format: str | None = None, *, configure: bool = True,
+    ) -> None:
         self.name = name
         self.subname = subname or name
         self.default_level = default_level
         self.format = format or DEFAULT_FORMAT
         self.logger = logging.getLogger(name)
-        if not self.logger.handlers:
-            handler = logging.StreamHandler()
-            handler.addFilter(_default_subname)
-            handler.setFormatter(logging.Formatter(self.format))
-            self.logger.addHandler(handler)
-            self.logger.propagate = False
-        self.logger.setLevel(default_level)
+        if configure:  # the original behaviour; an app leaves this to its ``logging`` plugin
+            if not self.logger.handlers:
+                self.logger.addHandler(plain_handler(self.format))
+                self.logger.propagate = False
+            self.logger.setLevel(default_level)
 
     def _log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
         extra = {"subname": self.subname, **kwargs.pop("extra", {})}

@@ -71,7 +71,8 @@ class AsyncQueueTasks:
         self.name = name
         self.config = config or QueueConfig()
         self.url = resolve_url(broker_url)
-        self.log = log or Logger(name, "QueueTasks", self.config.logs_default_level_server, self.config.logs_format)
+        # Handlers and levels are the ``logging`` plugin's: without it, records go to the root logger.
+        self.log = log or Logger(name, "QueueTasks", self.config.logs_default_level_server, self.config.logs_format, configure=False)
         self.events = events
         self._worker_override = worker
         self.components = Components(self, {"broker": broker, "storage": storage, "global_config": global_config})

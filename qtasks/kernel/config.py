@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -15,19 +16,44 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def _level(raw: str, field: str) -> int:
+    text = raw.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    level = logging.getLevelName(text.upper())
+    if not isinstance(level, int):
+        raise ValueError(f"QTASKS_{field.upper()}={raw!r}: use a level name (DEBUG, INFO, WARNING, ERROR, CRITICAL) or a number")
+    return level
+
+
+def _list(raw: str, field: str) -> list[Any]:
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"QTASKS_{field.upper()}={raw!r}: not a JSON list ({error}); or write the items comma-separated") from None
+        if not isinstance(value, list):
+            raise ValueError(f"QTASKS_{field.upper()}={raw!r}: expected a list")
+        return value
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def _cast(raw: str, current: Any, field: str) -> Any:
+    if field.startswith("logs_default_level"):
+        return _level(raw, field)
     if isinstance(current, bool):
         low = raw.strip().lower()
         if low not in _TRUE | _FALSE:
             raise ValueError(f"QTASKS_{field.upper()}={raw!r}: use one of 1/0, true/false, yes/no, on/off")
         return low in _TRUE
     if isinstance(current, list):
-        return [part.strip() for part in raw.split(",") if part.strip()]
+        return _list(raw, field)
     if isinstance(current, (int, float)):
         try:
             return type(current)(raw)
         except ValueError:
-            raise ValueError(f"QTASKS_{field.upper()}={raw!r}: expected a {type(current).__name__}") from None
+            raise ValueError(f"QTASKS_{field.upper()}={raw!r}: expected {'an integer' if isinstance(current, int) else 'a number'}") from None
     return raw
 
 
@@ -73,6 +99,7 @@ class QueueConfig:
     global_config_status_ttl: int = 20
     global_config_status_set_periodic: int = 17
     _subscribers: list[Callable[[QueueConfig, str, Any], None]] = attrs.field(factory=list, alias="_subscribers")
+    _dynamic_fields: dict[str, Any] = attrs.field(factory=dict, alias="_dynamic_fields")
 
     def __attrs_post_init__(self) -> None:
         prefix = self.environ_prefix
@@ -95,7 +122,22 @@ class QueueConfig:
         self._subscribers.append(callback)
 
     def __setattr__(self, key: str, value: Any) -> None:
-        object.__setattr__(self, key, value)
+        if key.startswith("_") or key in _FIELD_NAMES:
+            object.__setattr__(self, key, value)
+        else:  # a setting of the app's own or of a plugin: kept beside the declared ones
+            self._dynamic_fields[key] = value
         if not key.startswith("_"):
             for callback in getattr(self, "_subscribers", ()):
                 callback(self, key, value)
+
+    def __getattr__(self, key: str) -> Any:
+        """Read a dynamic field (one set that ``QueueConfig`` does not declare)."""
+        if not key.startswith("_"):
+            try:
+                return object.__getattribute__(self, "_dynamic_fields")[key]
+            except KeyError:
+                pass
+        raise AttributeError(f"QueueConfig has no setting {key!r}: set it first (config.{key} = value) or use one of {', '.join(sorted(_FIELD_NAMES))}")
+
+
+_FIELD_NAMES = frozenset(field.name for field in attrs.fields(QueueConfig) if not field.name.startswith("_"))
