@@ -6,52 +6,35 @@ import argparse
 import functools
 import importlib
 import inspect
-import logging
 import os
-import re
 import sys
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any, NoReturn
 
 from qtasks._state import kernel_of
+from qtasks.cli_support import USAGE, CliError, positive_int, quiet_library_logs, redact_text
 from qtasks.errors import QTasksError, close_matches
 from qtasks.kernel.app import AsyncQueueTasks
 from qtasks.kernel.blocking import QueueTasks
-from qtasks.kernel.urls import redact_url
+from qtasks.run_command import add_run_command
 from qtasks.version import __version__
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-__all__ = ["main", "CliError", "positive_int", "QtasksArgumentParser", "build_parser", "find_app_option", "load_app", "redact_text"]
+__all__ = ["main", "CliError", "positive_int", "redact_text", "QtasksArgumentParser", "build_parser", "find_app_option", "load_app"]
 
-log = logging.getLogger("qtasks.cli")
-USAGE = 2
 APP_FLAGS = ("-A", "--app", "-app")
 APP_HELP = "the app to load, as module:attr (e.g. myproject.tasks:app); accepted before or after the command"
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
-
-
-class CliError(Exception):
-    """An error the CLI reports as one line on stderr.
-
-    Args:
-        message: The line to print (after ``qtasks: error:``).
-        code: The exit status: 2 for usage errors, 1 otherwise.
-    """
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def redact_text(text: str) -> str:
-    """Return ``text`` with the password of every URL in it replaced by ``***``."""
-    return _URL.sub(lambda match: redact_url(match.group(0)), text)
+DEBUG_FLAG = "--debug"
+DEBUG_HELP = "on an error, print the Python traceback too; in commands other than run, show the library's log lines"
 
 
 class QtasksArgumentParser(argparse.ArgumentParser):
-    """An argparse parser that accepts ``-A`` on every (sub)command and reports errors on one line.
+    """An argparse parser that accepts ``-A`` and ``--debug`` on every (sub)command and reports
+    errors on one line.
 
     Subparsers made with ``add_subparsers()`` are of this class too, so a plugin's command
     accepts ``-A`` after its name without declaring it.
@@ -59,7 +42,9 @@ class QtasksArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.blocked_commands: dict[str, str] = {}  # command -> the disabled builtin plugin that provides it
         self.add_argument(*APP_FLAGS, dest="app", metavar="MODULE:ATTR", default=argparse.SUPPRESS, help=APP_HELP)
+        self.add_argument(DEBUG_FLAG, dest="debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
 
     def error(self, message: str) -> NoReturn:
         """Print one line naming the command and the problem, then exit with status 2."""
@@ -152,56 +137,13 @@ def load_app(spec: str) -> tuple[Any, Any]:
     return obj, kernel_of(obj)
 
 
-def positive_int(meaning: str) -> Callable[[str], int]:
-    """Return an argparse ``type=`` that accepts whole numbers >= 1; errors say what the number is."""
+def build_parser(app: Any = None, spec: str | None = None) -> QtasksArgumentParser:
+    """Build the full parser: ``run``, plus the commands the app's plugins register (if any app).
 
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1 ({meaning}), got {value}")
-        return value
-
-    return parse
-
-
-def _configure_logging() -> None:
-    logger = logging.getLogger("qtasks")
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s: %(levelname)s] %(message)s"))
-        logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
-
-
-def run_worker(app: Any, concurrency: int | None) -> int:
-    """Serve ``app`` (sync or async) until SIGINT/SIGTERM, letting running tasks finish.
-
-    Returns:
-        0 once the worker has drained and the components have stopped.
+    Args:
+        app: The loaded app (sync or async), or None (``--help`` without ``-A``).
+        spec: The ``-A`` value it was loaded from; ``run --processes`` passes it on.
     """
-    import anyio
-
-    kernel = kernel_of(app)
-    _configure_logging()
-    slots = concurrency or kernel.config.max_tasks_process
-    log.info("serving app %r on %s, %d task(s) at once; SIGINT or SIGTERM stops it", kernel.name, redact_url(kernel.url), slots)
-    if app is kernel:
-        anyio.run(kernel.serve, concurrency)
-    else:
-        try:
-            app.run_forever(concurrency=concurrency)
-        finally:
-            app.close()
-    log.info("worker stopped")
-    return 0
-
-
-def build_parser(app: Any = None) -> QtasksArgumentParser:
-    """Build the full parser: ``run``, plus the commands the app's plugins register (if any app)."""
     parser = QtasksArgumentParser(
         prog="qtasks",
         description="Run and inspect a QTasks app.",
@@ -210,36 +152,77 @@ def build_parser(app: Any = None) -> QtasksArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"qtasks {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands", required=True)
-    run = commands.add_parser("run", help="run a worker until SIGINT/SIGTERM", description="Run a worker "
-                              "until SIGINT or SIGTERM; then it stops claiming and lets running tasks finish.")
-    run.add_argument("-c", "--concurrency", type=positive_int("the number of tasks run at once"), default=None, metavar="N",
-                     help="tasks run at once (default: the app's config.max_tasks_process)")
-    run.set_defaults(func=lambda args, kernel: run_worker(app, args.concurrency))
+    add_run_command(commands, app, spec)
     if app is not None:
         kernel = kernel_of(app)
         kernel.pm.hook.qtasks_register_commands(commands=commands, app=kernel)
+        parser.blocked_commands = _blocked_commands(commands, kernel)
     return parser
 
 
-def _main(argv: list[str]) -> int:
+def _blocked_commands(commands: argparse._SubParsersAction, kernel: Any) -> dict[str, str]:
+    """Map each command of a disabled builtin plugin (that no other plugin provides) to that plugin."""
+    found: dict[str, str] = {}
+    for plugin, module in kernel.pm.blocked_builtins.items():
+        register = getattr(module, "qtasks_register_commands", None)
+        if register is not None:
+            scratch = QtasksArgumentParser(prog="qtasks").add_subparsers()
+            register(commands=scratch, app=kernel)
+            found.update((command, plugin) for command in scratch.choices if command not in commands.choices)
+    return found
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The first word of ``argv`` that is neither an option nor the value of ``-A``: the command."""
+    words = iter(argv[: _options_end(argv)])
+    for word in words:
+        if word in APP_FLAGS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _options_end(argv: Sequence[str]) -> int:
+    """The index of ``--`` in ``argv`` (options end there), or its length."""
+    return argv.index("--") if "--" in argv else len(argv)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     spec = find_app_option(argv)
     app = load_app(spec)[0] if spec is not None else None
-    wants_help = any(arg in ("-h", "--help", "--version") for arg in argv[: argv.index("--") if "--" in argv else None])
+    wants_help = any(arg in ("-h", "--help", "--version") for arg in argv[: _options_end(argv)])
     if app is None and not wants_help:
         raise CliError("no app given: pass -A module:attr, e.g. qtasks -A myproject.tasks:app run", USAGE)
-    args = build_parser(app).parse_args(argv)
+    parser = build_parser(app, spec)
+    command = _command_word(argv)
+    if command in parser.blocked_commands:
+        raise CliError(f"the command {command!r} comes from the builtin plugin {parser.blocked_commands[command]!r}, which "
+                       f"app {kernel_of(app).name!r} disables: remove it from disable_plugins= (or QTASKS_DISABLE_PLUGINS) "
+                       "to use it", USAGE)
+    args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
         raise CliError(f"command {args.command!r} registered no handler: its plugin must call set_defaults(func=...)")
-    kernel = kernel_of(app)
-    result = func(args, kernel)
+    with nullcontext() if debug or args.command == "run" else quiet_library_logs():
+        result = func(args, kernel_of(app))
     return 0 if result is None else int(result)
+
+
+def _report(prog: str, message: str, error: BaseException | None, debug: bool) -> None:
+    """Print the error line on stderr; with ``--debug``, the traceback of ``error`` before it
+    (passwords in URLs redacted there too)."""
+    if debug and error is not None:
+        print(redact_text("".join(traceback.format_exception(type(error), error, error.__traceback__))), end="", file=sys.stderr)
+    print(f"{prog}: error: {redact_text(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in args[: _options_end(args)]
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        return _main(args, debug)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     except KeyboardInterrupt:
@@ -248,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except CliError as error:
-        print(f"qtasks: error: {redact_text(str(error))}", file=sys.stderr)
+        _report(error.prog, str(error), error.__cause__ or error.__context__, debug)
         return error.code
     except (QTasksError, OSError, BaseExceptionGroup) as error:
         leaf: BaseException = error
@@ -256,5 +239,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             leaf = leaf.exceptions[0]
         if isinstance(leaf, BaseExceptionGroup) or not isinstance(leaf, (QTasksError, OSError)):
             raise
-        print(f"qtasks: error: {type(leaf).__name__}: {redact_text(str(leaf))}", file=sys.stderr)
+        _report("qtasks", f"{type(leaf).__name__}: {leaf}", leaf, debug)
         return 1

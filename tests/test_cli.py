@@ -165,9 +165,10 @@ def child_env() -> dict[str, str]:
 
 
 def qtasks(cwd: Path, *args: str, script: bool = False) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m qtasks ARGS`` (or the ``qtasks`` console script) in ``cwd``."""
+    """Run ``python -m qtasks ARGS`` (or the ``qtasks`` console script) in ``cwd``; stdin is not a terminal."""
     command = [SCRIPT] if script else [sys.executable, "-m", "qtasks"]
-    return subprocess.run([*command, *args], cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run([*command, *args], cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT,
+                          stdin=subprocess.DEVNULL)
 
 
 def write_module(directory: Path, name: str, source: str) -> str:
@@ -387,28 +388,33 @@ def test_plugins_hooks_unknown_name_suggests_close_ones(inventory: Path) -> None
     assert "unknown hook 'qtasks_startp'" in one_error_line(result) and "'qtasks_startup'" in result.stderr
 
 
+def on_terminal(cwd: Path, *args: str) -> str:
+    """Run ``python -m qtasks ARGS`` with stdout on a pseudo-terminal; return what it drew, ANSI codes removed."""
+    controller, terminal = os.openpty()
+    env = {**child_env(), "COLUMNS": "200", "TERM": "xterm", "PYTHONIOENCODING": "utf-8"}
+    process = subprocess.Popen([sys.executable, "-m", "qtasks", *args], cwd=cwd, env=env, stdout=terminal,
+                               stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(terminal)
+    chunks = []
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    os.close(controller)
+    assert process.wait(timeout=TIMEOUT) == 0, process.stderr.read() if process.stderr else ""
+    return ANSI.sub("", b"".join(chunks).decode())
+
+
 def test_plugins_commands_draw_rich_output_on_a_terminal(inventory: Path) -> None:
     for argv, expected in ((["plugins", "list", "--all"], "memory_broker"), (["plugins", "hooks", "startup"], "└── ")):
-        controller, terminal = os.openpty()
-        env = {**child_env(), "COLUMNS": "200", "TERM": "xterm", "PYTHONIOENCODING": "utf-8"}
-        command = [sys.executable, "-m", "qtasks", "-A", "inventory:app", *argv]
-        process = subprocess.Popen(command, cwd=inventory, env=env, stdout=terminal, stderr=subprocess.PIPE)
-        os.close(terminal)
-        chunks = []
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([controller], [], [], 1.0)
-            if ready:
-                try:
-                    chunk = os.read(controller, 65536)
-                except OSError:  # EIO: the terminal's last writer is gone
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        os.close(controller)
-        assert process.wait(timeout=TIMEOUT) == 0, process.stderr.read() if process.stderr else ""
-        output = ANSI.sub("", b"".join(chunks).decode())
+        output = on_terminal(inventory, "-A", "inventory:app", *argv)
         assert expected in output
         if argv[1] == "list":
             assert "─" in output and "Audit" in output and "retries (blocked)" in output
@@ -429,6 +435,8 @@ def test_plugins_commands_draw_rich_output_on_a_terminal(inventory: Path) -> Non
         (["-A", "nosuch:app", "run"], 1, "cannot import module 'nosuch': no module named 'nosuch'"),
         (["-A", "inventory.py:app", "run"], 1, "give the module name, not a file name: 'inventory'"),
         (["-A", "broken:app", "run"], 1, "cannot import module 'broken': RuntimeError: no database at redis://bob:***@db/0"),
+        (["-A", "needsdep:app", "task", "get", "x"], 1, "cannot import module 'needsdep': ModuleNotFoundError: No module named 'nosuch_dependency'"),
+        (["-A", "typo:app", "workers"], 1, "cannot import module 'typo': SyntaxError: "),
         (["-A", "inventory:ap", "run"], 1, "has no attribute 'ap' (did you mean 'app'?); it defines inventory:app, inventory:make_app"),
         (["-A", "inventory:NUMBER", "run"], 1, "inventory:NUMBER is int, not a QueueTasks app"),
         (["-A", "inventory:Audit", "run"], 1, "inventory:Audit is the class Audit, not a QueueTasks app"),
@@ -439,11 +447,25 @@ def test_plugins_commands_draw_rich_output_on_a_terminal(inventory: Path) -> Non
 )
 def test_errors_are_one_clear_line(inventory: Path, argv: list[str], code: int, message: str) -> None:
     write_module(inventory, "broken", 'raise RuntimeError("no database at redis://bob:s3cret@db/0")')
+    write_module(inventory, "needsdep", "import nosuch_dependency")
+    write_module(inventory, "typo", "app = (")
     result = qtasks(inventory, *argv)
     assert result.returncode == code, result.stderr
     line = one_error_line(result)
     assert message in line and "error:" in line
     assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_prints_the_traceback_before_the_error_line(inventory: Path) -> None:
+    write_module(inventory, "broken", 'def connect():\n    raise RuntimeError("no database at redis://bob:s3cret@db/0")\nconnect()')
+    plain = qtasks(inventory, "-A", "broken:app", "workers")
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    result = qtasks(inventory, "-A", "broken:app", "workers", "--debug")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("Traceback (most recent call last):") and any("in connect" in line for line in lines)
+    assert lines[-1] == "qtasks: error: cannot import module 'broken': RuntimeError: no database at redis://bob:***@db/0"
+    assert "s3cret" not in result.stderr
 
 
 def test_run_failure_never_shows_the_broker_password(tmp_path: Path) -> None:

@@ -73,11 +73,16 @@ async def test_acknowledged_tasks_leave_nothing_behind_but_expiring_records(redi
         results = [await redis_app.wait_result(r.uuid, 10) for r in records]
     assert [r.returning for r in results] == [2 * i for i in range(50)]
     prefix = f"qtasks:{{{redis_app.name}}}:"
-    leftovers = [k for k in await _app_keys(client, redis_app) if not k.startswith(prefix + "r:")]
+    keys = await _app_keys(client, redis_app)
+    leftovers = [k for k in keys if not k.startswith((prefix + "r:", prefix + "fin:"))]
     # Only the FIFO counter, the wake-up list and the (expiring) worker registry may remain.
     assert set(leftovers) <= {prefix + "seq", prefix + "wake", prefix + "workers", prefix + "alive"}
-    for key in [k for k in await _app_keys(client, redis_app) if k.startswith(prefix + "r:")]:
+    for key in [k for k in keys if k.startswith(prefix + "r:")]:
         assert 0 < await client.pttl(key) <= 86_400_000
+    finished_counters = [k for k in keys if k.startswith(prefix + "fin:")]  # throughput, per second
+    assert finished_counters
+    for key in finished_counters:
+        assert 0 < await client.pttl(key) <= 300_000
 
 
 async def test_every_key_of_an_app_shares_one_hash_tag(redis_app: QueueTasks, client: Any) -> None:

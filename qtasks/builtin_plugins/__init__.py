@@ -25,7 +25,10 @@ DEFAULT_PLUGINS: dict[str, str] = {
     "state": "qtasks.builtin_plugins.state",
     "typed_args": "qtasks.builtin_plugins.typed_args",
     "unique": "qtasks.builtin_plugins.unique",
+    "timers": "qtasks.builtin_plugins.timers",
     "logging": "qtasks.builtin_plugins.logging",
     "plugins_cmd": "qtasks.builtin_plugins.plugins_cmd",
     "operator_cmd": "qtasks.builtin_plugins.operator_cmd",
+    "stats_cmd": "qtasks.builtin_plugins.stats_cmd",
+    "task_cmd": "qtasks.builtin_plugins.task_cmd",
 }

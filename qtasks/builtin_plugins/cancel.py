@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import threading
 import time
 from functools import partial
@@ -15,7 +13,7 @@ import anyio
 
 from qtasks.errors import TaskCancelError
 from qtasks.hookspecs import hookimpl
-from qtasks.kernel.model import ExecutionCall, Task, as_uuid
+from qtasks.kernel.model import ExecutionCall, Task
 
 __all__ = [
     "CancelEvent",
@@ -25,8 +23,6 @@ __all__ = [
     "qtasks_task_scope",
     "qtasks_task_cancel_running",
     "qtasks_worker_services",
-    "qtasks_register_commands",
-    "cancel_command",
     "POLL_INTERVAL",
     "STALE_AFTER",
 ]
@@ -199,40 +195,3 @@ async def _take_requests(config: Any, name: str, running: RunningTasks) -> None:
 def qtasks_worker_services(worker: Any) -> Any:
     """Watch for cancel requests made from other processes."""
     return partial(_serve_requests, worker, _running(worker))
-
-
-@hookimpl
-def qtasks_register_commands(commands: argparse._SubParsersAction, app: Any) -> None:
-    """Add ``qtasks task cancel UUID [--reason TEXT]``."""
-    task = commands.add_parser("task", help="act on one task", description="Act on one task by its uuid.")
-    sub = task.add_subparsers(dest="task_command", metavar="SUBCOMMAND", title="subcommands", required=True)
-    cancel = sub.add_parser("cancel", help="cancel a queued, delayed or running task",
-                            description="Cancel a task: a queued or delayed one never runs; a running one is asked to stop.")
-    cancel.add_argument("uuid", metavar="UUID", help="the task's uuid")
-    cancel.add_argument("--reason", default="", help="recorded as the task's cancel_reason")
-    cancel.set_defaults(func=cancel_command, usage_error=cancel.error)
-
-
-async def _cancel(app: Any, uuid: str, reason: str) -> tuple[bool, Task | None]:
-    done = await app.cancel(uuid, reason or "cancelled from the command line")
-    return done, await app.get(uuid)
-
-
-def cancel_command(args: argparse.Namespace, app: Any) -> int:
-    """Cancel ``args.uuid``; status 1 when it is unknown or already finished."""
-    from qtasks.builtin_plugins.operator_cmd import run_with_components
-
-    try:
-        uuid = str(as_uuid(args.uuid))
-    except ValueError as error:
-        args.usage_error(str(error))
-    done, record = run_with_components(app, _cancel, uuid, args.reason)
-    if not done:
-        state = f"it already ended with status {record.status!r}" if record is not None else "no such task"
-        print(f"qtasks task cancel: error: {uuid} was not cancelled: {state}", file=sys.stderr)
-        return 1
-    if record is not None and record.status == "cancel":
-        print(f"cancelled {uuid}: it will not run")
-    else:
-        print(f"asked the worker running {uuid} to stop it; it ends with status 'cancel'")
-    return 0

@@ -15,6 +15,7 @@ import attrs
 
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import DeadLetter, Delivery, Envelope, WorkerInfo
+from qtasks.kernel.protocols import QueueCounts
 from qtasks.kernel.urls import scheme_of
 
 __all__ = ["MemoryBroker", "qtasks_make_broker"]
@@ -226,6 +227,17 @@ class MemoryBroker:
     async def depth(self) -> int:
         """Envelopes waiting to be claimed (ready and delayed)."""
         return sum(1 for e in self._entries.values() if e.state in ("ready", "delayed"))
+
+    async def queue_counts(self) -> QueueCounts:
+        """Count the envelopes in each state (one pass over them)."""
+        ready: dict[int, int] = {}
+        states = {"delayed": 0, "leased": 0, "dead": 0}
+        for entry in self._entries.values():
+            if entry.state == "ready":
+                ready[entry.envelope.priority] = ready.get(entry.envelope.priority, 0) + 1
+            else:
+                states[entry.state] += 1
+        return QueueCounts(ready=dict(sorted(ready.items())), **states)
 
 
 @hookimpl(trylast=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any
 from uuid import UUID
 
@@ -78,6 +78,19 @@ class MemoryStorage:
             await event.wait()
         task = self._records.get(uuid)
         return task if task is not None and task.status in FINAL_STATUSES else None
+
+    async def status_counts(self) -> dict[str, int]:
+        """The records kept, by status (one pass over them)."""
+        self._expire()
+        return dict(Counter(task.status for task in self._records.values()))
+
+    async def finished_within(self, seconds: float) -> dict[str, int]:
+        """The records that became final in the last ``seconds`` seconds, by status (one pass)."""
+        self._expire()
+        since = time.time() - seconds
+        return dict(Counter(
+            task.status for task in self._records.values() if task.status in FINAL_STATUSES and task.updated_at.timestamp() >= since
+        ))
 
     async def purge(self) -> int:
         """Drop every record."""

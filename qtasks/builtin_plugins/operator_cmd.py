@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import attrs
 
-from qtasks.errors import QTasksError
+from qtasks.cli_output import iso_time, print_json, print_rows
+from qtasks.cli_support import confirm, positive_int, run_with_components
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import DeadLetter, WorkerInfo, now
-from qtasks.kernel.portal import run_blocking
-from qtasks.kernel.urls import redact_url
 
 if TYPE_CHECKING:
     from qtasks.kernel.app import AsyncQueueTasks
 
 __all__ = [
     "qtasks_register_commands",
-    "run_with_components",
     "requeue_dead_letters",
     "dead_letter_rows",
     "worker_rows",
@@ -32,14 +28,16 @@ __all__ = [
     "requeue_command",
     "purge_command",
     "workers_command",
+    "DLQ_COLUMNS",
+    "WORKER_COLUMNS",
 ]
 
-T = TypeVar("T")
 DLQ_COLUMNS = ("uuid", "task_name", "dead_at", "deliveries", "reason")
 WORKER_COLUMNS = ("worker_id", "host", "pid", "concurrency", "started_at", "seen_ago", "running", "uuids")
 UNDECODABLE = "<undecodable>"
 SHOWN_UUIDS = 3  # running uuids shown per worker in the table; --json lists them all
 LIST_HINT = "`qtasks -A module:attr dlq list` shows the dead letters"
+JSON_HELP = "print JSON instead of text"
 
 
 @hookimpl
@@ -53,8 +51,6 @@ def qtasks_register_commands(commands: argparse._SubParsersAction, app: AsyncQue
 
 
 def _add_dlq_commands(commands: argparse._SubParsersAction) -> None:
-    from qtasks.cli import positive_int
-
     dlq = commands.add_parser("dlq", help="list, requeue or purge the dead-letter queue",
                               description="Inspect and repair the dead-letter queue.")
     sub = dlq.add_subparsers(dest="dlq_command", metavar="SUBCOMMAND", title="subcommands", required=True)
@@ -67,47 +63,17 @@ def _add_dlq_commands(commands: argparse._SubParsersAction) -> None:
                              description="Queue the given dead letters (or all) again with fresh delivery counts.")
     requeue.add_argument("uuids", nargs="*", metavar="UUID", help="the dead letters to queue again")
     requeue.add_argument("--all", action="store_true", help="queue every dead letter again")
+    requeue.add_argument("--json", action="store_true", help='print {"requeued": [...], "unknown": [...]}')
     requeue.set_defaults(func=requeue_command, usage_error=requeue.error)
-    purge = sub.add_parser("purge", help="drop every dead letter (needs --yes)",
-                           description="Drop every dead letter for good.")
+    purge = sub.add_parser("purge", help="drop every dead letter (asks first, or --yes)",
+                           description="Drop every dead letter for good. On a terminal it asks you to type yes; "
+                           "elsewhere it needs --yes.")
     purge.add_argument("--yes", action="store_true", help="confirm: the dead letters cannot be recovered")
+    purge.add_argument("--json", action="store_true", help='print {"dropped": N}')
     purge.set_defaults(func=purge_command)
 
 
-# -- running the async part ------------------------------------------------------------------------
-
-
-async def _session(app: AsyncQueueTasks, func: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Start the components, run ``func(app, *args)``, and close them if this call started them."""
-    opened = not app.components.started
-    await app.start()
-    try:
-        return await func(app, *args)
-    finally:
-        if opened:
-            await app.close()
-
-
-def run_with_components(app: AsyncQueueTasks, func: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """Run ``func(app, *args)`` with the app's components started, from sync code.
-
-    Components already started (a worker serves in this process) stay open; otherwise they are
-    started for the call and closed after it. The call runs on the loop that runs the app when
-    made from one of its worker threads, else on the app's own loop thread.
-
-    Raises:
-        CliError: When the broker or storage cannot be reached: an ``OSError`` that is not a
-            ``QTasksError`` (those, such as ``BrokerUnavailable``, name their fix and pass through).
-    """
-    from qtasks.cli import CliError, redact_text
-
-    try:
-        return run_blocking(app, _session, app, func, *args)
-    except QTasksError:  # BrokerUnavailable and the like name their fix already
-        raise
-    except OSError as error:
-        raise CliError(f"cannot reach the broker at {redact_url(app.url)} ({type(error).__name__}: "
-                       f"{redact_text(str(error))}); check that it runs and that the app's broker_url is right") from None
+# -- the async part --------------------------------------------------------------------------------
 
 
 async def _dead_letters(app: AsyncQueueTasks, limit: int) -> list[DeadLetter]:
@@ -152,11 +118,7 @@ async def requeue_dead_letters(app: AsyncQueueTasks, uuids: Sequence[str] | None
     return requeued, [uuid for uuid in wanted or () if uuid not in done]
 
 
-# -- rows and tables -------------------------------------------------------------------------------
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+# -- rows ------------------------------------------------------------------------------------------
 
 
 def _task_name(serializer: Any, payload: bytes) -> str:
@@ -169,7 +131,7 @@ def _task_name(serializer: Any, payload: bytes) -> str:
 def dead_letter_rows(app: AsyncQueueTasks, letters: Sequence[DeadLetter]) -> list[dict[str, Any]]:
     """Return the rows of ``dlq list``: the task name decoded from the payload, dead_at as ISO time."""
     return [
-        {"uuid": letter.uuid, "task_name": _task_name(app.serializer, letter.payload), "dead_at": _iso(letter.dead_at),
+        {"uuid": letter.uuid, "task_name": _task_name(app.serializer, letter.payload), "dead_at": iso_time(letter.dead_at),
          "deliveries": letter.delivery_count, "priority": letter.priority, "reason": letter.reason}
         for letter in letters
     ]
@@ -180,7 +142,7 @@ def worker_rows(workers: Sequence[WorkerInfo], clock: float | None = None) -> li
     clock = time.time() if clock is None else clock
     return [
         {"worker_id": info.worker_id, "app": info.app, "host": info.host, "pid": info.pid,
-         "concurrency": info.concurrency, "started_at": _iso(info.started_at),
+         "concurrency": info.concurrency, "started_at": iso_time(info.started_at),
          "last_seen_seconds": round(max(clock - info.seen_at, 0.0), 3), "running": list(info.running)}
         for info in sorted(workers, key=lambda info: info.started_at)
     ]
@@ -205,47 +167,13 @@ def _worker_cells(row: dict[str, Any]) -> list[str]:
             f"{row['last_seen_seconds']:.1f}s", str(len(row["running"])), _running_uuids(row["running"])]
 
 
-def _plain_table(columns: Sequence[str], cells: list[list[str]]) -> str:
-    lines = [list(columns), *cells]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
-    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(text)
-
-
-def _print_rich_table(columns: Sequence[str], cells: list[list[str]]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for line in cells:
-        table.add_row(*line)
-    Console().print(table)
-
-
-def _print_rows(rows: list[dict[str, Any]], as_json: bool, empty: str, columns: Sequence[str],
-                cells: Callable[[dict[str, Any]], list[str]]) -> None:
-    """Print JSON with ``as_json``, ``empty`` for no rows, a rich table on a terminal, else aligned text."""
-    if as_json:
-        print(json.dumps(rows, indent=2))
-    elif not rows:
-        print(empty)
-    elif sys.stdout.isatty():
-        _print_rich_table(columns, [cells(row) for row in rows])
-    else:
-        print(_plain_table(columns, [cells(row) for row in rows]))
-
-
 # -- commands --------------------------------------------------------------------------------------
 
 
 def list_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
     """Print the oldest ``--limit`` dead letters: a table (first line of each reason) or JSON."""
     letters = run_with_components(app, _dead_letters, args.limit)
-    _print_rows(dead_letter_rows(app, letters), args.json, "no dead letters", DLQ_COLUMNS, _dead_letter_cells)
+    print_rows(dead_letter_rows(app, letters), args.json, "no dead letters", DLQ_COLUMNS, _dead_letter_cells)
     if len(letters) == args.limit and not args.json:
         print(f"(the oldest {args.limit} shown; there may be more: raise --limit)", file=sys.stderr)
     return 0
@@ -257,7 +185,9 @@ def requeue_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
         args.usage_error("give --all or the UUIDs of dead letters to requeue, not both" if args.all
                          else "nothing to requeue: give the UUIDs of dead letters, or --all")
     requeued, unknown = run_with_components(app, requeue_dead_letters, None if args.all else args.uuids)
-    if requeued:
+    if args.json:
+        print_json({"requeued": requeued, "unknown": unknown})
+    elif requeued:
         print(f"requeued {len(requeued)} dead letter(s):")
         for uuid in requeued:
             print(f"  {uuid}")
@@ -270,18 +200,18 @@ def requeue_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
 
 
 def purge_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
-    """Drop every dead letter; without ``--yes``, refuse with status 1 and touch nothing."""
-    if not args.yes:
-        print("qtasks dlq purge: error: this drops every dead letter for good; pass --yes to confirm "
-              f"({LIST_HINT} first)", file=sys.stderr)
-        return 1
+    """Drop every dead letter once confirmed (``--yes`` or ``yes`` typed on a terminal)."""
+    confirm(args.yes, "qtasks dlq purge", f"this drops every dead letter for good ({LIST_HINT} first)")
     dropped = run_with_components(app, _purge)
-    print(f"dropped {dropped} dead letter(s)")
+    if args.json:
+        print_json({"dropped": dropped})
+    else:
+        print(f"dropped {dropped} dead letter(s)")
     return 0
 
 
 def workers_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
     """Print the live workers, with the uuids of the tasks they run: a table or JSON."""
     rows = worker_rows(run_with_components(app, _workers))
-    _print_rows(rows, args.json, "no live workers", WORKER_COLUMNS, _worker_cells)
+    print_rows(rows, args.json, "no live workers", WORKER_COLUMNS, _worker_cells)
     return 0

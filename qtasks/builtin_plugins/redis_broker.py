@@ -15,6 +15,7 @@ from qtasks.builtin_plugins.redis_scripts import QUEUE_KEYS, SCRIPTS
 from qtasks.builtin_plugins.redis_server import RedisServer, server_for
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import DeadLetter, Delivery, Envelope, WorkerInfo
+from qtasks.kernel.protocols import QueueCounts
 
 __all__ = ["RedisBroker", "qtasks_make_broker"]
 
@@ -185,6 +186,12 @@ class RedisBroker:
             exists = await self.server.call(lambda: client.hmget(messages, [m[16:] for m in queued]))
             alive = sum(1 for e in exists if e is not None)
         return alive + int(await self.server.call(lambda: client.zcard(delayed)))
+
+    async def queue_counts(self) -> QueueCounts:
+        """Count the queue's states in one script: HLEN and ZCARDs, one ZCOUNT per priority."""
+        ready, delayed, leased, dead, by_priority = await self._run("queue_counts", [])
+        counts = {int(float(by_priority[i])): int(by_priority[i + 1]) for i in range(0, len(by_priority), 2)}
+        return QueueCounts(ready=counts, delayed=int(delayed), leased=int(leased), dead=int(dead))
 
 
 @hookimpl(trylast=True)

@@ -17,15 +17,30 @@ Layout of one queue (prefix ``qtasks:{app}:``):
     wake     LIST  tokens that wake one blocked claimer each
     seq      STRING the FIFO sequence
     workers  HASH  worker id -> registry entry (JSON); alive ZSET worker id -> last heartbeat (ms)
+    fin:<s>  HASH  final status -> records that became final in second ``s`` of the server's
+                   clock; each expires FINISHED_KEPT seconds later (throughput, ``qtasks top``)
+
+Every uuid in ``msg`` is in exactly one of ready, delayed, leases and dead, so the ready count is
+``HLEN msg`` minus the other three; a ready member without its ``msg`` entry is a tombstone.
 """
 
 from __future__ import annotations
 
-__all__ = ["QUEUE_KEYS", "SCRIPTS", "SAVE"]
+__all__ = ["QUEUE_KEYS", "SCRIPTS", "SAVE", "FINISHED", "FINISHED_KEPT", "STATUSES"]
+
+FINISHED_KEPT = 300  # seconds a per-second count of finished records is kept
 
 QUEUE_KEYS = ("ready", "delayed", "leases", "msg", "prio", "count", "lost", "owner", "why", "dead", "wake", "seq", "workers", "alive")
 
-_PRELUDE = """
+_COUNT_FINISHED = f"""
+local function count_finished(prefix, record, ms)
+  local status = string.match(record, '^{{"status":"([^"]*)"') or '?'
+  local bucket = prefix .. 'fin:' .. math.floor(ms / 1000)
+  if redis.call('HINCRBY', bucket, status, 1) == 1 then redis.call('EXPIRE', bucket, {FINISHED_KEPT}) end
+end
+"""
+
+_PRELUDE = _COUNT_FINISHED + """
 local P = string.sub(KEYS[1], 1, -6)
 local READY, DELAYED, LEASES, MSG, PRIO, COUNT, LOST = KEYS[1], P .. 'delayed', P .. 'leases', P .. 'msg', P .. 'prio', P .. 'count', P .. 'lost'
 local OWNER, WHY, DEAD, WAKE, SEQ, WORKERS, ALIVE = P .. 'owner', P .. 'why', P .. 'dead', P .. 'wake', P .. 'seq', P .. 'workers', P .. 'alive'
@@ -47,6 +62,7 @@ local function store(uuid, record, ttl)
   if tonumber(ttl) > 0 then
     redis.call('SET', key, record, 'PX', ttl)
     redis.call('PUBLISH', P .. 'done:' .. uuid, record)
+    count_finished(P, record, now_ms())
   else
     redis.call('SET', key, record)
   end
@@ -246,6 +262,52 @@ if redis.call('HLEN', MSG) == 0 then redis.call('DEL', SEQ) end
 return count
 """
 
+STATUSES = """
+-- KEYS: record keys. Returns {status, count, ...} read from the first bytes of each record.
+local counts, order = {}, {}
+for _, key in ipairs(KEYS) do
+  local status = string.match(redis.call('GETRANGE', key, 0, 63), '^{"status":"([^"]*)"')
+  if status then  -- nothing: the record expired since the SCAN
+    if not counts[status] then counts[status] = 0; order[#order + 1] = status end
+    counts[status] = counts[status] + 1
+  end
+end
+local out = {}
+for _, status in ipairs(order) do out[#out + 1] = status; out[#out + 1] = counts[status] end
+return out
+"""
+
+_QUEUE_COUNTS = """
+-- Returns {ready, delayed, leased, dead, {priority, ready count, ...}}. O(1) per distinct priority;
+-- when cancelled tombstones sit in the ready set, its members are checked one by one (up to 10,000).
+local delayed, leased, dead = redis.call('ZCARD', DELAYED), redis.call('ZCARD', LEASES), redis.call('ZCARD', DEAD)
+local ready = redis.call('HLEN', MSG) - delayed - leased - dead
+local members = redis.call('ZCARD', READY)
+local by_priority = {}
+if members > ready and members <= 10000 then
+  local counts, order = {}, {}
+  local all = redis.call('ZRANGE', READY, 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do
+    local uuid = string.sub(all[i], 17)
+    if redis.call('HEXISTS', MSG, uuid) == 1 and not redis.call('ZSCORE', LEASES, uuid) and not redis.call('ZSCORE', DEAD, uuid) then
+      if not counts[all[i + 1]] then counts[all[i + 1]] = 0; order[#order + 1] = all[i + 1] end
+      counts[all[i + 1]] = counts[all[i + 1]] + 1
+    end
+  end
+  for _, score in ipairs(order) do by_priority[#by_priority + 1] = score; by_priority[#by_priority + 1] = counts[score] end
+else
+  local low = '-inf'
+  for _ = 1, 1000 do
+    local first = redis.call('ZRANGEBYSCORE', READY, low, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #first == 0 then break end
+    by_priority[#by_priority + 1] = first[2]
+    by_priority[#by_priority + 1] = redis.call('ZCOUNT', READY, first[2], first[2])
+    low = '(' .. first[2]
+  end
+end
+return {ready, delayed, leased, dead, by_priority}
+"""
+
 _SAVE_RUNNING = """
 -- ARGV: n, then per task: uuid, record. Writes the record of a task only while it is leased, so
 -- a late write can never replace the final record that its ack stored.
@@ -256,11 +318,35 @@ end
 return 1
 """
 
-SAVE = """
--- KEYS[1]: the record key; ARGV: record, ttl (ms, 0: none), channel ('' : no one to wake)
-if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) else redis.call('SET', KEYS[1], ARGV[1]) end
+SAVE = _COUNT_FINISHED + """
+-- KEYS[1]: the record key (<prefix>r:<uuid>); ARGV: record, ttl (ms, 0: none), channel ('' : no one to wake)
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  local t = redis.call('TIME')
+  count_finished(string.match(KEYS[1], '^(.*)r:[^:]*$'), ARGV[1], tonumber(t[1]) * 1000)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[1]) end
 return 1
+"""
+
+FINISHED = """
+-- KEYS[1]: <prefix>fin; ARGV: seconds. Returns {status, count, ...}: the records that became final
+-- in the last ARGV[1] seconds of the server's clock (this second included).
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local totals, order = {}, {}
+for second = now - tonumber(ARGV[1]) + 1, now do
+  local counts = redis.call('HGETALL', KEYS[1] .. ':' .. second)
+  for i = 1, #counts, 2 do
+    if not totals[counts[i]] then totals[counts[i]] = 0; order[#order + 1] = counts[i] end
+    totals[counts[i]] = totals[counts[i]] + tonumber(counts[i + 1])
+  end
+end
+local out = {}
+for _, status in ipairs(order) do out[#out + 1] = status; out[#out + 1] = totals[status] end
+return out
 """
 
 SCRIPTS = {
@@ -269,6 +355,6 @@ SCRIPTS = {
         "enqueue": _ENQUEUE, "claim": _CLAIM, "heartbeat": _HEARTBEAT, "workers": _WORKERS,
         "forget_worker": _FORGET_WORKER, "ack": _ACK, "requeue": _REQUEUE, "dead_letter": _DEAD_LETTER,
         "cancel": _CANCEL, "dead_letters": _DEAD_LETTERS, "requeue_dead": _REQUEUE_DEAD,
-        "purge_dead": _PURGE_DEAD, "purge": _PURGE, "save_running": _SAVE_RUNNING,
+        "purge_dead": _PURGE_DEAD, "purge": _PURGE, "save_running": _SAVE_RUNNING, "queue_counts": _QUEUE_COUNTS,
     }.items()
 }

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from qtasks.builtin_plugins.records import RecordCodec
 from qtasks.builtin_plugins.redis_results import ResultWaiter
-from qtasks.builtin_plugins.redis_scripts import SAVE
+from qtasks.builtin_plugins.redis_scripts import FINISHED, FINISHED_KEPT, SAVE, STATUSES
 from qtasks.builtin_plugins.redis_server import RedisServer, server_for
 from qtasks.hookspecs import hookimpl
 from qtasks.kernel.model import FINAL_STATUSES, Delivery, Envelope, Task
@@ -124,6 +125,24 @@ class RedisStorage:
             return None if first is None else self.codec.loads(first)
         data = await self.waiter.wait(text, timeout, lambda: self._read(text), _is_final)
         return None if data is None else self.codec.loads(data)
+
+    async def status_counts(self) -> dict[str, int]:
+        """The records kept, by status: a SCAN of the app's record keys, then one script per
+        1,000 of them that reads each record's first bytes. O(records kept); see docs/stats.md."""
+        counts: Counter[str] = Counter()
+        keys = await self.server.scan("r:*")
+        for start in range(0, len(keys), 1000):
+            flat = await self.server.run("statuses", STATUSES, keys[start:start + 1000], [])
+            counts.update({flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)})
+        return dict(counts)
+
+    async def finished_within(self, seconds: float) -> dict[str, int]:
+        """The records that became final in the last ``seconds`` seconds (whole seconds of the
+        server's clock, this one included), by status: one script over the per-second counts."""
+        if not 0 < seconds <= FINISHED_KEPT:
+            raise ValueError(f"finished_within({seconds!r}): Redis keeps the counts of the last {FINISHED_KEPT} seconds; ask for 1 to {FINISHED_KEPT}")
+        flat = await self.server.run("finished", FINISHED, [self.server.key("fin")], [max(round(seconds), 1)])
+        return {flat[i].decode(): int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     async def purge(self) -> int:
         """Delete every record of this app."""

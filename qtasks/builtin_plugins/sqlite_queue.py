@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = [
     "next_numbers", "insert_envelopes", "claimable", "claim", "next_due", "renew", "ack", "requeue", "dead_letter",
-    "cancel", "dead_rows", "requeue_dead", "delete_in_state", "store_if_leased",
+    "cancel", "dead_rows", "requeue_dead", "delete_in_state", "store_if_leased", "state_counts",
 ]
 
 Row = tuple[Any, ...]
@@ -155,3 +155,11 @@ def store_if_leased(connection: sqlite3.Connection, app: str, rows: Sequence[Row
         "WHERE EXISTS (SELECT 1 FROM qtasks_queue WHERE app = ? AND uuid = ? AND state = 'leased')",
         [(*row, app, row[1]) for row in rows],
     )
+
+
+def state_counts(connection: sqlite3.Connection, app: str) -> list[Row]:
+    """``(state, priority, count)`` rows of the app's envelopes: one pass over the
+    ``(app, state, priority, seq)`` index, not the table."""
+    return connection.execute(
+        "SELECT state, priority, COUNT(*) FROM qtasks_queue WHERE app = ? GROUP BY state, priority", (app,)
+    ).fetchall()

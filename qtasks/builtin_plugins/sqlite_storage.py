@@ -23,6 +23,8 @@ __all__ = ["SqliteStorage", "qtasks_make_storage", "SWEEP_EVERY", "RUNNING_WRITE
 log = logging.getLogger("qtasks.sqlite")
 RUNNING_WRITE_DELAY = 0.002  # seconds a running record may wait to be written with others
 SWEEP_EVERY = 60.0  # seconds between deletions of expired records
+# the status of a record, which RecordCodec writes first: {"status":"...", ... (no JSON1 needed)
+_STATUS = """CAST(substr(record, 12, instr(substr(record, 12, 64), '"') - 1) AS TEXT)"""
 
 
 class SqliteStorage:
@@ -122,6 +124,24 @@ class SqliteStorage:
     async def wait(self, uuid: UUID, timeout: float) -> Task | None:
         """Return the record once final, or None after ``timeout`` (at once for an unknown uuid)."""
         return await self.results.wait(str(uuid), timeout, lambda: self.get(uuid))
+
+    async def status_counts(self) -> dict[str, int]:
+        """The records kept, by status: one GROUP BY that reads every record of the app
+        (O(records kept); see docs/stats.md)."""
+        rows = await self.database.read(lambda c: c.execute(
+            f"SELECT {_STATUS}, COUNT(*) FROM qtasks_records WHERE app = ? AND (expires IS NULL OR expires > ?) GROUP BY 1",
+            (self.app_name, time.time()),
+        ).fetchall())
+        return dict(rows)
+
+    async def finished_within(self, seconds: float) -> dict[str, int]:
+        """The records that became final in the last ``seconds`` seconds, by status: a final record
+        expires ``result_ttl`` after it is stored, so these are a range of the ``expires`` index."""
+        rows = await self.database.read(lambda c: c.execute(
+            f"SELECT {_STATUS}, COUNT(*) FROM qtasks_records INDEXED BY qtasks_records_expires WHERE expires >= ? AND app = ? GROUP BY 1",
+            (time.time() - seconds + self.result_ttl, self.app_name),
+        ).fetchall())
+        return dict(rows)
 
     async def purge(self) -> int:
         """Delete every record of this app."""

@@ -6,12 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from uuid import UUID
 
+import attrs
+
 from qtasks.kernel.model import DeadLetter, Delivery, Envelope, ExecutionCall, Task, TaskMessage, WorkerInfo
 
 if TYPE_CHECKING:
     from qtasks.kernel.worker import Worker
 
-__all__ = ["Broker", "Storage", "CoupledStorage", "GlobalConfig", "Serializer", "Executor"]
+__all__ = ["Broker", "Storage", "CoupledStorage", "GlobalConfig", "Serializer", "Executor", "QueueCounts", "QueueStats", "RecordStats"]
 
 
 @runtime_checkable
@@ -184,3 +186,46 @@ class Executor(Protocol):
 
     async def execute(self, worker: Worker, call: ExecutionCall) -> Any:
         """Run the call and return its result; exceptions propagate to the worker."""
+
+
+@attrs.frozen(kw_only=True)
+class QueueCounts:
+    """What a broker's queue holds at one moment, as ``QueueStats.queue_counts`` returns it.
+
+    A delayed envelope whose time has come, or a lease that ran out, keeps its state until a
+    worker's next claim moves it back to ``ready``.
+    """
+
+    ready: Mapping[int, int]
+    """Claimable envelopes by priority (only the priorities that have some)."""
+    delayed: int
+    """Envelopes not claimable yet: a countdown, an eta, or a retry's delay."""
+    leased: int
+    """Envelopes claimed by a worker: running, or about to run."""
+    dead: int
+    """Envelopes in the dead-letter queue."""
+
+    @property
+    def ready_total(self) -> int:
+        """Claimable envelopes of every priority."""
+        return sum(self.ready.values())
+
+
+@runtime_checkable
+class QueueStats(Protocol):
+    """Optional on a broker: counts of its queue, for ``qtasks top`` and the stats inspector."""
+
+    async def queue_counts(self) -> QueueCounts:
+        """Return the counts of every state of the queue at one moment."""
+
+
+@runtime_checkable
+class RecordStats(Protocol):
+    """Optional on a storage: counts of its records, for ``qtasks top`` and the stats inspector."""
+
+    async def status_counts(self) -> dict[str, int]:
+        """Return the records kept now by status (a final record counts until it expires)."""
+
+    async def finished_within(self, seconds: float) -> dict[str, int]:
+        """Return, by final status, the records that became final in the last ``seconds`` seconds
+        (at least the last 300 seconds can be asked for)."""
