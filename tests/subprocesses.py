@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
+import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 
-__all__ = ["ROOT", "child_env", "run_example", "worker_process"]
+__all__ = ["ROOT", "ANSI", "child_env", "run_example", "worker_process", "read_terminal"]
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def child_env() -> dict[str, str]:
@@ -46,3 +51,24 @@ def worker_process(cwd: Path, source: str, concurrency: int = 2) -> Iterator[sub
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def read_terminal(controller: int, until: Callable[[str], bool] | None = None, timeout: float = 30.0, keep_ansi: bool = False) -> str:
+    """Read a pseudo-terminal until it closes (or ``until(text)`` holds, ANSI codes removed, or
+    ``timeout`` passes); return the text, with the ANSI codes removed unless ``keep_ansi``."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if until is not None and until(ANSI.sub("", b"".join(chunks).decode(errors="replace"))):
+            break
+        ready, _, _ = select.select([controller], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    text = b"".join(chunks).decode(errors="replace")
+    return text if keep_ansi else ANSI.sub("", text)

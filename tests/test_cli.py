@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -18,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from subprocesses import read_terminal
 
 pytestmark = pytest.mark.slow
 
 SCRIPT = shutil.which("qtasks", path=str(Path(sys.executable).parent)) or str(Path(sys.executable).with_name("qtasks"))
 TIMEOUT = 180.0  # generous: a loaded CI machine may take seconds just to import
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 INVENTORY = """
 from qtasks import QueueTasks, hookimpl
@@ -395,21 +394,10 @@ def on_terminal(cwd: Path, *args: str) -> str:
     process = subprocess.Popen([sys.executable, "-m", "qtasks", *args], cwd=cwd, env=env, stdout=terminal,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     os.close(terminal)
-    chunks = []
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([controller], [], [], 1.0)
-        if ready:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the terminal's last writer is gone
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+    text = read_terminal(controller, timeout=TIMEOUT)
     os.close(controller)
     assert process.wait(timeout=TIMEOUT) == 0, process.stderr.read() if process.stderr else ""
-    return ANSI.sub("", b"".join(chunks).decode())
+    return text
 
 
 def test_plugins_commands_draw_rich_output_on_a_terminal(inventory: Path) -> None:

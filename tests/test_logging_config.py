@@ -15,7 +15,7 @@ import pytest
 
 from qtasks import QueueConfig
 from qtasks.asyncio import QueueTasks
-from subprocesses import child_env
+from subprocesses import child_env, read_terminal
 
 SCRIPT = """
 import logging, sys
@@ -43,18 +43,10 @@ def run_script(env: dict[str, str] | None = None, tty: bool = False, before: str
     environment.setdefault("TERM", "xterm-256color")
     process = subprocess.Popen([sys.executable, "-c", code], env=environment, stdout=subprocess.DEVNULL, stderr=follower)
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
+    raw = read_terminal(leader, timeout=60, keep_ansi=True)
     os.close(leader)
     assert process.wait(timeout=60) == 0
-    return b"".join(chunks).decode(errors="replace")
+    return raw
 
 
 def test_plain_lines_when_stderr_is_not_a_terminal() -> None:

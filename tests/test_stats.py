@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import select
 import signal
 import subprocess
 import sys
@@ -35,10 +33,9 @@ from qtasks.stats import AsyncInspectStats, AsyncStats, QueueCounts, RunningTask
 from qtasks.testing import running_worker
 
 from redis_process import SHARED_URL, free_port
-from subprocesses import child_env, run_example, worker_process
+from subprocesses import child_env, read_terminal, run_example, worker_process
 
 TIMEOUT = 30.0
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def redis_client() -> Any:
@@ -464,23 +461,6 @@ def test_an_unreachable_broker_is_one_line_and_status_1(tmp_path: Path) -> None:
         assert "s3cret" not in result.stderr
     static = qtasks(tmp_path, "stats", "inspect", "app", "--json")  # needs no broker
     assert ok_json(static)["name"] == "gone"
-
-
-def read_terminal(controller: int, until: Callable[[str], bool]) -> str:
-    """Read a pseudo-terminal until ``until(text)`` holds (ANSI codes removed) or it closes."""
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and not until(ANSI.sub("", b"".join(chunks).decode(errors="replace"))):
-        ready, _, _ = select.select([controller], [], [], 1.0)
-        if ready:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # EIO: the terminal's last writer is gone
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return ANSI.sub("", b"".join(chunks).decode(errors="replace"))
 
 
 @pytest.mark.slow
