@@ -6,6 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from qtasks.cli_output import plain_table
 from qtasks.errors import close_matches
 from qtasks.hookspecs import SYNC_MODES, hookimpl
 
@@ -74,14 +75,6 @@ def hook_rows(app: AsyncQueueTasks, names: list[str] | None = None) -> list[dict
     return rows
 
 
-def _plain_table(rows: list[dict[str, Any]]) -> str:
-    cells = [list(COLUMNS)] + [[_cell(row, column) for column in COLUMNS] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip() for line in cells]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
-
-
 def _cell(row: dict[str, Any], column: str) -> str:
     value = row[column]
     if column == "name" and row["blocked"]:
@@ -115,7 +108,7 @@ def list_command(args: argparse.Namespace, app: AsyncQueueTasks) -> int:
     elif sys.stdout.isatty():
         _print_rich_table(rows)
     else:
-        print(_plain_table(rows))
+        print(plain_table(COLUMNS, [[_cell(row, column) for column in COLUMNS] for row in rows]))
     return 0
 
 
