@@ -511,3 +511,20 @@ def test_the_documentation_lists_every_name() -> None:
     for name, entry in LEGACY_TRIGGERS.items():
         assert rows[name].group(2) == (entry.component or "app"), name
         assert rows[name].group(3) == entry.hook, name
+
+
+def test_trigger_names_dash_registers_a_plugin_that_runs_itself() -> None:
+    from qtasks import hookimpl
+
+    class SelfRunning:
+        @hookimpl
+        def qtasks_configure(self, app: Any) -> None: ...
+
+    class OriginalStyle:
+        def trigger(self, name: str, **kwargs: Any) -> None: ...
+
+    app = make_app()
+    label = app.add_plugin(SelfRunning(), trigger_names=["-"])
+    assert app.pm.hooks_of(app.pm.get_plugin(label)) == ("configure",)
+    legacy = app.add_plugin(OriginalStyle(), trigger_names=["-"], name="original")
+    assert app.pm.hooks_of(app.pm.get_plugin(legacy)) == ()

@@ -187,6 +187,9 @@ def _hookimpl_plugin(plugin: Any, implemented: list[str], trigger_names: list[st
     return view
 
 
+NO_TRIGGERS = "-"  # the original's ``trigger_names=["-"]``: route no trigger (the plugin runs itself)
+
+
 def plugin_for(plugin: Any, trigger_names: list[str] | None, component: str | None, specs: dict[str, Trigger]) -> tuple[Any, str]:
     """Return the object to register for ``plugin`` and its kind (``hookimpl`` or ``legacy``).
 
@@ -194,7 +197,9 @@ def plugin_for(plugin: Any, trigger_names: list[str] | None, component: str | No
         plugin: An object with ``@hookimpl`` methods, or an original-style object with
             ``trigger(name, **kwargs)`` (sync or async) and no ``@hookimpl`` methods.
         trigger_names: Hooks or original trigger names to take; None means all (for an
-            original-style plugin: every original name ``component`` fires).
+            original-style plugin: every original name ``component`` fires). ``["-"]`` (the
+            original's way to register a plugin that runs itself) takes a hookimpl plugin's
+            hooks as they are, and no trigger of an original-style plugin.
         component: Only what this component fires; None for everything.
         specs: The hook metadata, by hook name.
 
@@ -202,8 +207,9 @@ def plugin_for(plugin: Any, trigger_names: list[str] | None, component: str | No
         PluginError: The object is neither kind, or a name is unknown or not fired by ``component``.
     """
     implemented = [a for a in dir(plugin) if a.startswith("qtasks_") and hasattr(getattr(plugin, a), "qtasks_impl")]
+    placeholder = bool(trigger_names) and set(trigger_names) == {NO_TRIGGERS}
     if implemented:
-        return _hookimpl_plugin(plugin, implemented, trigger_names, component, specs), "hookimpl"
+        return _hookimpl_plugin(plugin, implemented, None if placeholder else trigger_names, component, specs), "hookimpl"
     if not callable(getattr(plugin, "trigger", None)):
         raise PluginError(f"{type(plugin).__name__} has no @hookimpl methods and no trigger(name, **kwargs) method")
-    return LegacyAdapter(plugin, legacy_selection(trigger_names, component), specs), "legacy"
+    return LegacyAdapter(plugin, [] if placeholder else legacy_selection(trigger_names, component), specs), "legacy"

@@ -13,6 +13,8 @@ _WHERE = {
     "AsyncState": "qtasks.builtin_plugins.state",
     "SyncState": "qtasks.builtin_plugins.state",
     "ArgumentValidationError": "qtasks.builtin_plugins.typed_args",
+    "AsyncgRPCPlugin": "qtasks.contrib.grpc",  # the grpc extra
+    "SyncgRPCPlugin": "qtasks.contrib.grpc",
 }
 
 
