@@ -9,6 +9,8 @@ from qtasks.hookspecs import hookimpl
 from qtasks.kernel.blocking import QueueTasks
 from qtasks.kernel.config import QueueConfig
 from qtasks.kernel.model import Call, Decision, ExecutionCall, Task, TaskCall, TaskMessage, TaskStatusEnum
+from qtasks.routers import AsyncRouter, SyncRouter
+from qtasks.shared import shared_task
 from qtasks.version import __version__
 
 
@@ -23,6 +25,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "QueueTasks",
+    "AsyncRouter",
+    "SyncRouter",
+    "shared_task",
     "QueueConfig",
     "Depends",
     "hookimpl",

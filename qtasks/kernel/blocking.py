@@ -40,6 +40,16 @@ class QueueTasks:
         """Register a task: ``@app.task`` or ``@app.task(...)``; returns a ``SyncTask`` handle."""
         return task_decorator(self._kernel, lambda d: SyncTask(d, self._kernel), name, options)
 
+    def include_router(self, router: Any) -> None:
+        """Register a router's tasks; its handles then enqueue through this sync app (an
+        ``AsyncRouter``'s awaited handles reach this app's loop thread). See ``docs/routers.md``."""
+        router.include_into(self)
+
+    def include_routers(self, *routers: Any) -> None:
+        """``include_router`` for each router, in order."""
+        for router in routers:
+            self.include_router(router)
+
     def add_task(self, task_name: str, *args: Any, priority: int | None = None, timeout: float | None = None, **kwargs: Any) -> Task | None:
         """Enqueue a task; with ``timeout``, block until it ends (None when the time runs out)."""
         return run_blocking(self._kernel, self._kernel.add_task, task_name, *args, priority=priority, timeout=timeout, **kwargs)
@@ -59,6 +69,10 @@ class QueueTasks:
     def wait_result(self, uuid: UUID | str, timeout: float = 100.0) -> Task | None:
         """Block until a task ends; return its record, or None after ``timeout`` seconds."""
         return run_blocking(self._kernel, self._kernel.wait_result, uuid, timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Block until the queue is drained; see ``qtasks.asyncio.QueueTasks.join``."""
+        run_blocking(self._kernel, self._kernel.join, timeout)
 
     def ping(self, server: bool = True) -> bool:
         """See ``qtasks.asyncio.QueueTasks.ping``."""

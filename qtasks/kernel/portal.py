@@ -70,13 +70,16 @@ class LoopThread:
 def run_blocking(kernel: Any, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
     """Run a kernel coroutine function from sync code and return its result.
 
-    From a worker thread of the loop that runs the kernel (a sync task), the call goes back to that
-    loop; from anywhere else it goes to the app's own loop thread.
+    A sync app's calls always go to its own loop thread, also from a worker thread of another
+    loop (a plain ``def`` endpoint of FastAPI runs in one: going to FastAPI's loop would hang).
+    An async app running on the caller's loop is reached from that loop's worker threads (a sync
+    task); from anywhere else the call goes to the app's own loop thread.
     """
-    try:
-        return anyio.from_thread.run(partial(func, *args, **kwargs))
-    except NoEventLoopError:
-        pass
+    if kernel._loop_thread is None:
+        try:
+            return anyio.from_thread.run(partial(func, *args, **kwargs))
+        except NoEventLoopError:
+            pass
     loop = kernel.loop_thread()
     if threading.current_thread() is loop.thread:
         raise RuntimeError("a blocking QTasks call was made on the app's own event loop: await the async API instead")

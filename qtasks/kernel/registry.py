@@ -140,7 +140,12 @@ class TaskRegistry:
                 except (TypeError, ValueError) as error:
                     raise ConfigurationError(f"task {task_name!r}: {key}={value!r}: {error}") from None
         if task_name in self.tasks:
-            raise ConfigurationError(f"a task named {task_name!r} is already registered: pass name='...' to tell them apart")
+            earlier = self.tasks[task_name].func
+            raise ConfigurationError(
+                f"a task named {task_name!r} is already registered ({getattr(earlier, '__module__', '?')}."
+                f"{getattr(earlier, '__qualname__', repr(earlier))}): "
+                "pass name='...' to tell them apart"
+            )
         values = {k: spec.default for k, spec in self.options.items() if spec.owner != "kernel" and spec.default is not None}
         values.update(options)
         fields = {k: v for k, v in values.items() if k in _FIELDS and v is not None}
@@ -165,6 +170,10 @@ class TaskRegistry:
             validate(definition)
         self.tasks[task_name] = definition
         return definition
+
+    def remove(self, task_name: str) -> TaskDefinition | None:
+        """Drop a definition (a router include or a shared task undone); return it, or None."""
+        return self.tasks.pop(task_name, None)
 
 
 def task_decorator(app: AsyncQueueTasks, handle: Callable[[TaskDefinition], H], name_or_func: Any, options: dict[str, Any]) -> Any:

@@ -1,0 +1,1 @@
+"""The mailer app: the task that sends mail."""
