@@ -17,6 +17,7 @@ from qtasks.errors import ConfigurationError, UnknownOptionError
 from qtasks.hookspecs import COMPONENTS
 from qtasks.kernel.components import Components
 from qtasks.kernel.config import QueueConfig
+from qtasks.kernel.drain import describe_left, poll_until_empty, queue_left
 from qtasks.kernel.global_config import GlobalConfigFacade
 from qtasks.kernel.handles import AsyncTask
 from qtasks.kernel.legacy import plugin_for
@@ -28,6 +29,7 @@ from qtasks.kernel.registry import TaskRegistry, task_decorator
 from qtasks.kernel.steps import Steps
 from qtasks.kernel.urls import resolve_url
 from qtasks.logs import Logger
+from qtasks.shared import adopt_shared_tasks
 
 __all__ = ["AsyncQueueTasks", "task_decorator"]  # task_decorator: re-exported for the sync facade
 
@@ -89,8 +91,10 @@ class AsyncQueueTasks:
         for plugin in plugins:
             self.add_plugin(plugin, origin="plugins=")
         self.registry = TaskRegistry()
+        self.routers: list[Any] = []
         self._collect_options()
         self.pm.hook.qtasks_configure(app=self)
+        adopt_shared_tasks(self)
         _state.app_main = self
         _state.log_main = self.log
 
@@ -178,6 +182,17 @@ class AsyncQueueTasks:
             An ``AsyncTask`` handle.
         """
         return task_decorator(self, lambda d: AsyncTask(d, self), name, options)
+
+    def include_router(self, router: Any) -> None:
+        """Register the tasks of an ``AsyncRouter`` / ``SyncRouter`` in this app (all or none);
+        their options are checked here, and a task without ``priority`` gets
+        ``config.task_default_priority``. See ``docs/routers.md``."""
+        router.include_into(self)
+
+    def include_routers(self, *routers: Any) -> None:
+        """``include_router`` for each router, in order."""
+        for router in routers:
+            self.include_router(router)
 
     # -- components ----------------------------------------------------------------------------
 
@@ -304,6 +319,22 @@ class AsyncQueueTasks:
             await self.start()
         task = await self.storage.wait(as_uuid(uuid), timeout)
         return None if task is None else await self._seen(task)
+
+    async def join(self, timeout: float | None = None) -> None:
+        """Wait until this app's queue is drained: nothing ready, delayed or leased (running).
+
+        A task that enqueues another before it ends keeps the queue busy, so a chain is waited
+        for as a whole. It looks at the broker's counts, more slowly as time goes by.
+
+        Raises:
+            TimeoutError: after ``timeout`` seconds (None: no limit), naming what is left.
+        """
+        if not self.components.started:
+            await self.start()
+        left = await poll_until_empty(lambda: queue_left(self), timeout)
+        if left:
+            serving = "" if self.worker is not None else " (no worker of this app runs in this process)"
+            raise TimeoutError(f"app {self.name!r}: the queue is not drained after {timeout}s: {describe_left(left)} left{serving}")
 
     async def _seen(self, task: Task) -> Task:
         if task.app is not self:

@@ -1,24 +1,27 @@
-"""pytest plugin (``pytest11`` entry point): a hook recorder and an in-memory app with a worker."""
+"""HookRecorder: a plugin that records every async hook call on an app and changes nothing."""
 
 from __future__ import annotations
 
 import functools
 import importlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
-
-import anyio
-import pytest
 
 from qtasks.hookspecs import SPEC_MODULES, hookimpl
 
-__all__ = ["HookRecorder", "running_worker", "hook_recorder"]
+__all__ = ["HookRecorder", "recording_hooks"]
 
 
 class HookRecorder:
     """A plugin that implements every async hook, records each call and changes nothing.
 
-    Register it with ``app.add_plugin(recorder)``; ``names()`` lists the hooks fired, in order.
+    Register it with ``app.add_plugin(recorder)`` (or use :func:`recording_hooks`);
+    ``names()`` lists the hooks fired, in order.
+
+    Args:
+        specs: The app's hook specs (``app.pm.specs``).
+        only: Record these hooks only (full names); default: every async hook.
     """
 
     name = "hook_recorder"
@@ -55,33 +58,13 @@ class HookRecorder:
         self.calls.clear()
 
 
-class running_worker:  # noqa: N801 - used as a context manager, like a function
-    """``async with running_worker(app):`` serves ``app`` in the background and stops it after.
-
-    Args:
-        app: An async app (``qtasks.asyncio.QueueTasks``).
-        concurrency: The worker's concurrency (default: the app's config).
-    """
-
-    def __init__(self, app: Any, concurrency: int | None = None) -> None:
-        self.app = app
-        self.concurrency = concurrency
-        self._group: Any = None
-
-    async def __aenter__(self) -> Any:
-        self._group = anyio.create_task_group()
-        await self._group.__aenter__()
-        self._group.start_soon(self.app.serve, self.concurrency, False)
-        while self.app.worker is None:  # serve() sets it synchronously on its first step
-            await anyio.sleep(0)
-        return self.app.worker
-
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        await self.app.stop()
-        return await self._group.__aexit__(*exc_info)
-
-
-@pytest.fixture
-def hook_recorder() -> Iterator[type[HookRecorder]]:
-    """The :class:`HookRecorder` class: ``recorder = hook_recorder(app.pm.specs)``."""
-    yield HookRecorder
+@contextmanager
+def recording_hooks(app: Any, only: set[str] | None = None) -> Iterator[HookRecorder]:
+    """``with recording_hooks(app) as hooks:`` registers a :class:`HookRecorder` on ``app`` (a
+    sync or async app) for the block, then removes it."""
+    recorder = HookRecorder(app.pm.specs, only)
+    name = app.add_plugin(recorder)
+    try:
+        yield recorder
+    finally:
+        app.remove_plugin(name)
