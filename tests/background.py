@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
 from redis_process import SHARED_URL
-from subprocesses import ROOT
+from subprocesses import ROOT, background_process
 
 __all__ = ["background_process", "wait_until_listening", "copy_example", "delete_app_keys"]
-
-
-@contextmanager
-def background_process(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` until the block ends (SIGTERM, then a kill after 30 s); its output goes to ``log``."""
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 
-__all__ = ["ROOT", "ANSI", "child_env", "run_example", "worker_process", "read_terminal"]
+__all__ = ["ROOT", "ANSI", "child_env", "run_example", "background_process", "worker_process", "read_terminal"]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -35,13 +35,10 @@ def run_example(name: str, cwd: Path) -> list[str]:
 
 
 @contextmanager
-def worker_process(cwd: Path, source: str, concurrency: int = 2) -> Iterator[subprocess.Popen[bytes]]:
-    """Write ``source`` as ``cwd/jobs.py`` and serve its ``app`` in a ``qtasks run`` process until
-    the block ends (SIGTERM, then a kill after 30 s); its output goes to ``cwd/worker.log``."""
-    (cwd / "jobs.py").write_text(source)
-    with open(cwd / "worker.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "qtasks", "-A", "jobs:app", "run", "-c", str(concurrency)],
-                                   cwd=cwd, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+def background_process(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``command`` until the block ends (SIGTERM, then a kill after 30 s); its output goes to ``log``."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:
@@ -51,6 +48,16 @@ def worker_process(cwd: Path, source: str, concurrency: int = 2) -> Iterator[sub
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def worker_process(cwd: Path, source: str, concurrency: int = 2) -> Iterator[subprocess.Popen[bytes]]:
+    """Write ``source`` as ``cwd/jobs.py`` and serve its ``app`` in a ``qtasks run`` process until
+    the block ends; its output goes to ``cwd/worker.log``."""
+    (cwd / "jobs.py").write_text(source)
+    command = [sys.executable, "-m", "qtasks", "-A", "jobs:app", "run", "-c", str(concurrency)]
+    with background_process(command, cwd, child_env(), cwd / "worker.log") as process:
+        yield process
 
 
 def read_terminal(controller: int, until: Callable[[str], bool] | None = None, timeout: float = 30.0, keep_ansi: bool = False) -> str:
