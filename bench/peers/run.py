@@ -45,7 +45,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "peers" / "results.json", help="results file (merged by framework)")
     parser.add_argument("--render", action="store_true", help="draw the charts and update docs/benchmarks.md from the JSON")
     parser.add_argument("--render-only", action="store_true", help="measure nothing: render docs/benchmarks.md from the JSON as it is")
-    parser.add_argument("--phase-timeout", type=float, default=120.0, help="seconds before a phase fails (120)")
+    parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds before a phase fails (300: RQ needs about 150 s for 10,000 no-op tasks)")
     parser.add_argument("--python-for", action="append", default=[], metavar="NAME=PATH",
                         help="run NAME's adapter with this interpreter instead of its venv (\"<repo>\" adapters use this one by default)")
     return parser.parse_args(argv)
