@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from qtasks.tests.async_testcase import AsyncTestCase
-from qtasks.tests.base import BaseTestCase
-from qtasks.tests.sync_testcase import SyncTestCase
+from qtasks.tests.cases import AsyncTestCase, BaseTestCase, SyncTestCase
 
 __all__ = ["AsyncTestCase", "SyncTestCase", "BaseTestCase"]
