@@ -15,6 +15,7 @@ from typing import Any, Union
 
 __all__ = [
     "SLEEP_SECONDS",
+    "Counter",
     "Commands",
     "emit",
     "main",
@@ -115,3 +116,17 @@ def main(commands: Commands, argv: list[str] | None = None) -> int:
 def now() -> float:
     """The clock used for all timings."""
     return time.perf_counter()
+
+
+class Counter:
+    """The shared completion counter: one async Redis client per worker process, made on first use."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.key, self.client = url, key, None
+
+    async def incr(self) -> None:
+        if self.client is None:
+            import redis.asyncio as redis_asyncio
+
+            self.client = redis_asyncio.from_url(self.url)
+        await self.client.incr(self.key)

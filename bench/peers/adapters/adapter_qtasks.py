@@ -13,31 +13,17 @@ EXTRA_PHASES = ["batch", "two_processes"]  # QTasks only: batch enqueue, 2 worke
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
 
 __all__ = ["main"]
 
-# Run as a script, this file's folder leads sys.path and this file would shadow the qtasks package
-# (the harness runs adapters with ``python -I``, which leaves it out anyway).
-sys.path[:] = [entry for entry in sys.path if entry != __file__.rpartition("/")[0]]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the -I harness leaves it out
+from peer_cli import Counter  # noqa: E402
 
 APP_NAME = "peersbench"
-
-
-class Counter:
-    """The shared completion counter: one async Redis client per worker process, made on first use."""
-
-    def __init__(self, url: str, key: str) -> None:
-        self.url, self.key, self.client = url, key, None
-
-    async def incr(self) -> None:
-        if self.client is None:
-            import redis.asyncio as redis_asyncio
-
-            self.client = redis_asyncio.from_url(self.url)
-        await self.client.incr(self.key)
 
 
 def make_app(url: str, counter: Counter | None = None) -> tuple[Any, Any, Any]:
